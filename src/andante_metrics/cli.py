@@ -1,0 +1,62 @@
+"""The ``andante-metrics`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from andante_metrics.demo import DemoConfig, run_demo
+    from andante_metrics.report.markdown import summary_rows
+    from andante_metrics.report.card import format_value
+
+    epochs = args.epochs if args.epochs is not None else (2 if args.quick else 10)
+    config = DemoConfig(out_dir=Path(args.out), epochs=epochs, seed=args.seed, quick=args.quick,
+                        progress=not args.no_progress)
+    card, paths = run_demo(config)
+    width = max(len(f"{area}/{name}") for area, name, *_ in summary_rows(card))
+    print(f"\n{card.title}")
+    for area, name, value, unit, better in summary_rows(card):
+        label = f"{area}/{name}".ljust(width)
+        print(f"  {label}  {format_value(value):>12} {unit:<10} {better}")
+    print(f"\nWrote {paths['json']} and {paths['markdown']} in {card.timings['total']:.1f} s.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``andante-metrics`` command."""
+    parser = argparse.ArgumentParser(
+        prog="andante-metrics", description="PyTorch-native KPIs and the KPI card."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser(
+        "demo", help="train a CNN on the digits, evaluate every KPI area, write the KPI card"
+    )
+    demo.add_argument("--out", default="kpi_card", help="output folder (default: kpi_card)")
+    demo.add_argument("--epochs", type=int, default=None,
+                      help="training epochs (default: 10, or 2 with --quick)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--quick", action="store_true",
+                      help="short run with smaller evaluation budgets, for tests")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "epochs", None) is not None and args.epochs < 1:
+        print(f"error: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
+        return 2
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The conformance suite that every metric of the library registers with."""

@@ -10,12 +10,17 @@ from pathlib import Path
 
 def _demo(args: argparse.Namespace) -> int:
     from andante_metrics.demo import DemoConfig, run_demo
-    from andante_metrics.report.markdown import summary_rows
     from andante_metrics.report.card import format_value
+    from andante_metrics.report.markdown import summary_rows
 
     epochs = args.epochs if args.epochs is not None else (2 if args.quick else 10)
-    config = DemoConfig(out_dir=Path(args.out), epochs=epochs, seed=args.seed, quick=args.quick,
-                        progress=not args.no_progress)
+    config = DemoConfig(
+        out_dir=Path(args.out),
+        epochs=epochs,
+        seed=args.seed,
+        quick=args.quick,
+        progress=not args.no_progress,
+    )
     card, paths = run_demo(config)
     width = max(len(f"{area}/{name}") for area, name, *_ in summary_rows(card))
     print(f"\n{card.title}")
@@ -37,11 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="train a CNN on the digits, evaluate every KPI area, write the KPI card"
     )
     demo.add_argument("--out", default="kpi_card", help="output folder (default: kpi_card)")
-    demo.add_argument("--epochs", type=int, default=None,
-                      help="training epochs (default: 10, or 2 with --quick)")
+    demo.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default: 10, or 2 with --quick)"
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    demo.add_argument("--quick", action="store_true",
-                      help="short run with smaller evaluation budgets, for tests")
+    demo.add_argument(
+        "--quick", action="store_true", help="short run with smaller evaluation budgets, for tests"
+    )
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     demo.set_defaults(handler=_demo)
     return parser
@@ -50,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if getattr(args, "epochs", None) is not None and args.epochs < 1:
         print(f"error: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
         return 2

@@ -72,10 +72,12 @@ class KPICollection(nn.Module):
                 f"KPICollection.update takes at most {len(POSITIONAL_NAMES)} positional arguments "
                 f"(preds, target), got {len(args)}; pass the others by keyword."
             )
-        inputs = dict(zip(POSITIONAL_NAMES, args))
+        inputs = dict(zip(POSITIONAL_NAMES, args, strict=False))
         clash = set(inputs) & set(kwargs)
         if clash:
-            raise TypeError(f"KPICollection.update got {sorted(clash)} both by position and by keyword.")
+            raise TypeError(
+                f"KPICollection.update got {sorted(clash)} both by position and by keyword."
+            )
         inputs.update(kwargs)
         unknown = set(inputs) - self._accepted
         if unknown:
@@ -200,7 +202,7 @@ def _name_metrics(metrics: Mapping[str, KPIMetric] | Sequence[KPIMetric]) -> dic
             name = type(metric).__name__
             if name in named:
                 raise ValueError(
-                    f"`metrics` holds two {name} instances; pass a dict to give them distinct names."
+                    f"`metrics` holds two {name} instances; pass a dict to name them apart."
                 )
             named[name] = metric
     else:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from andante_metrics import Latency
+
 from conformance.harness import BadInput, MetricCase, register
 
 
@@ -33,16 +34,34 @@ def _latency_batches(gen: torch.Generator):
 
 register(
     MetricCase(
-        "latency_fake_clock", _make_latency, _latency_batches,
+        "latency_fake_clock",
+        _make_latency,
+        _latency_batches,
         bad_inputs=[
-            BadInput("scalar_inputs", (torch.tensor(1.0),), ValueError,
-                     r"`inputs` must hold at least one sample.*shape \(\)"),
-            BadInput("not_a_tensor", ([1.0, 2.0, 3.0],), TypeError,
-                     r"`inputs` must be a torch.Tensor, got \[1.0, 2.0, 3.0\]"),
-            BadInput("negative_warmup", construct={"warmup": -1}, error=ValueError,
-                     match=r"`warmup` must be at least 0, got -1"),
-            BadInput("model_not_module", construct={"model": "resnet18"},
-                     error=TypeError, match=r"`model` must be a torch.nn.Module, got str"),
+            BadInput(
+                "scalar_inputs",
+                (torch.tensor(1.0),),
+                ValueError,
+                r"`inputs` must hold at least one sample.*shape \(\)",
+            ),
+            BadInput(
+                "not_a_tensor",
+                ([1.0, 2.0, 3.0],),
+                TypeError,
+                r"`inputs` must be a torch.Tensor, got \[1.0, 2.0, 3.0\]",
+            ),
+            BadInput(
+                "negative_warmup",
+                construct={"warmup": -1},
+                error=ValueError,
+                match=r"`warmup` must be at least 0, got -1",
+            ),
+            BadInput(
+                "model_not_module",
+                construct={"model": "resnet18"},
+                error=TypeError,
+                match=r"`model` must be a torch.nn.Module, got str",
+            ),
         ],
     ),
 )

@@ -32,7 +32,7 @@ Batch = tuple[Any, ...]
 
 @dataclass
 class BadInput:
-    """An invalid call: the ``update`` arguments, the exception type and a regex its message matches.
+    """An invalid call: the ``update`` arguments, the exception type and a regex for its message.
 
     ``construct`` set to a dict means the bad input is a constructor option instead: the
     metric is built with those keyword arguments, replacing the case's defaults.
@@ -124,12 +124,19 @@ def rebatch(batches: Sequence[Batch], sizes: Sequence[int]) -> list[Batch]:
     return out
 
 
-def assert_close(actual: Any, expected: Any, *, rtol: float, atol: float, path: str = "value") -> None:
+def assert_close(
+    actual: Any, expected: Any, *, rtol: float, atol: float, path: str = "value"
+) -> None:
     """Compare nested results (tensors, numbers, dicts, sequences, dataclasses); NaN equals NaN."""
     if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
         assert dataclasses.is_dataclass(actual), f"{path}: expected a dataclass, got {actual!r}"
-        assert_close(dataclasses.asdict(actual), dataclasses.asdict(expected), rtol=rtol,
-                     atol=atol, path=path)
+        assert_close(
+            dataclasses.asdict(actual),
+            dataclasses.asdict(expected),
+            rtol=rtol,
+            atol=atol,
+            path=path,
+        )
         return
     if isinstance(expected, Mapping):
         assert isinstance(actual, Mapping), f"{path}: expected a mapping, got {type(actual)}"
@@ -140,24 +147,34 @@ def assert_close(actual: Any, expected: Any, *, rtol: float, atol: float, path: 
     if isinstance(expected, torch.Tensor) or isinstance(actual, torch.Tensor):
         actual_t = torch.as_tensor(actual).detach().cpu()
         expected_t = torch.as_tensor(expected).detach().cpu()
-        assert actual_t.shape == expected_t.shape, f"{path}: shape {actual_t.shape} != {expected_t.shape}"
+        assert actual_t.shape == expected_t.shape, (
+            f"{path}: shape {actual_t.shape} != {expected_t.shape}"
+        )
         if expected_t.is_floating_point() or actual_t.is_floating_point():
-            torch.testing.assert_close(actual_t.double(), expected_t.double(), rtol=rtol,
-                                       atol=atol, equal_nan=True, msg=lambda m: f"{path}: {m}")
+            torch.testing.assert_close(
+                actual_t.double(),
+                expected_t.double(),
+                rtol=rtol,
+                atol=atol,
+                equal_nan=True,
+                msg=lambda m: f"{path}: {m}",
+            )
         else:
             assert torch.equal(actual_t, expected_t), f"{path}: {actual_t} != {expected_t}"
         return
     if isinstance(expected, (list, tuple)):
         assert isinstance(actual, (list, tuple)), f"{path}: expected a sequence, got {actual!r}"
         assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
-        for i, (a, e) in enumerate(zip(actual, expected)):
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             assert_close(a, e, rtol=rtol, atol=atol, path=f"{path}[{i}]")
         return
     if isinstance(expected, float) and isinstance(actual, (int, float)):
         if math.isnan(expected):
             assert math.isnan(actual), f"{path}: {actual} is not NaN"
         else:
-            assert math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol), f"{path}: {actual} != {expected}"
+            assert math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol), (
+                f"{path}: {actual} != {expected}"
+            )
         return
     assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
@@ -181,7 +198,9 @@ def classification_batches(
         # Each batch holds consecutive classes, so a batch of at least num_classes samples
         # holds every class.
         labels = torch.cat([torch.arange(size) % num_classes for size in sizes])
-        labels = labels[torch.randperm(total, generator=gen)] if min(sizes) < num_classes else labels
+        labels = (
+            labels[torch.randperm(total, generator=gen)] if min(sizes) < num_classes else labels
+        )
         logits = torch.randn(total, num_classes, generator=gen, dtype=torch.float64) * 2
         logits[torch.arange(total), labels] += 1.5
         out, begin = [], 0

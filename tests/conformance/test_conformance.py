@@ -72,8 +72,9 @@ def test_reset_returns_to_empty(case: MetricCase):
     run_stream(metric, case.batches())
     metric.reset()
     actual = run_stream(metric, case.batches()[:1])
-    assert_close(actual, run_stream(case.make_metric(), case.batches()[:1]),
-                 rtol=case.rtol, atol=case.atol)
+    assert_close(
+        actual, run_stream(case.make_metric(), case.batches()[:1]), rtol=case.rtol, atol=case.atol
+    )
 
 
 def test_state_dict_round_trip_mid_stream(case: MetricCase):
@@ -101,8 +102,9 @@ def test_metric_pickles_and_deepcopies(case: MetricCase):
 def test_compute_without_data(case: MetricCase):
     metric = case.make_metric()
     if case.empty == "raise":
-        with pytest.warns(UserWarning, match="before the ``update``"), pytest.raises(
-            ValueError, match="update"
+        with (
+            pytest.warns(UserWarning, match="before the ``update``"),
+            pytest.raises(ValueError, match="update"),
         ):
             metric.compute()
     else:

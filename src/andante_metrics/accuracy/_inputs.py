@@ -21,9 +21,7 @@ INPUT_KINDS = ("logits", "probs")
 _PROB_SUM_TOL = 1e-3
 
 
-def check_multiclass_inputs(
-    preds: torch.Tensor, target: torch.Tensor, num_classes: int
-) -> None:
+def check_multiclass_inputs(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> None:
     """Check ``(N, C)`` float scores against ``(N,)`` integer class indices."""
     check_tensor(preds, "preds", ndim=2, dtype="float")
     check_tensor(target, "target", ndim=1, dtype="int")

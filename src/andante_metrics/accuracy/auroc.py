@@ -60,9 +60,7 @@ def _auroc_compute(
                 "with both positive and negative samples."
             )
         return value
-    per_class = torch.stack(
-        [_binary_auroc(probs[:, c], target == c) for c in range(num_classes)]
-    )
+    per_class = torch.stack([_binary_auroc(probs[:, c], target == c) for c in range(num_classes)])
     if average == "none":
         return per_class
     defined = ~torch.isnan(per_class)
@@ -83,7 +81,9 @@ def _auroc_compute(
     return (per_class[defined] * support[defined]).sum() / support[defined].sum()
 
 
-def _check_binary_inputs(preds: torch.Tensor, target: torch.Tensor, input_kind: str) -> torch.Tensor:
+def _check_binary_inputs(
+    preds: torch.Tensor, target: torch.Tensor, input_kind: str
+) -> torch.Tensor:
     check_tensor(preds, "preds", ndim=1, dtype="float")
     check_tensor(target, "target", ndim=1, dtype="int")
     check_same_shape(preds, target, "preds", "target")

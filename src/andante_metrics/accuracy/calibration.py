@@ -96,8 +96,9 @@ def expected_calibration_error(
     Example:
         >>> import torch
         >>> probs = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
-        >>> expected_calibration_error(probs, torch.tensor([0, 1, 1]), num_classes=2, input="probs")
-        tensor(0.2667, dtype=torch.float64)
+        >>> target = torch.tensor([0, 1, 1])
+        >>> expected_calibration_error(probs, target, num_classes=2, input="probs")
+        tensor(0.3333, dtype=torch.float64)
     """
     _check_binning(num_classes, n_bins, input)
     sums = _binned_update(preds, target, num_classes, input, n_bins)

@@ -69,12 +69,24 @@ class DemoContext:
         torch.manual_seed(self.config.seed * 1000 + seed_offset)
         return DigitsCNN(num_classes=self.data.num_classes)
 
-    def train_model(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                    *, epochs: int, seed_offset: int = 0) -> nn.Module:
+    def train_model(
+        self,
+        model: nn.Module,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        epochs: int,
+        seed_offset: int = 0,
+    ) -> nn.Module:
         """Train ``model`` with the demo's recipe (Adam, cross-entropy) and return it."""
         return train_classifier(
-            model, images, labels, epochs=epochs, batch_size=self.config.batch_size,
-            learning_rate=self.config.learning_rate, generator=self.generator(seed_offset),
+            model,
+            images,
+            labels,
+            epochs=epochs,
+            batch_size=self.config.batch_size,
+            learning_rate=self.config.learning_rate,
+            generator=self.generator(seed_offset),
         )
 
 
@@ -125,7 +137,9 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 256
     """Return the model's logits for ``images`` in eval mode, batch by batch."""
     was_training = model.training
     model.eval()
-    logits = torch.cat([model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    logits = torch.cat(
+        [model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    )
     model.train(was_training)
     return logits
 
@@ -153,19 +167,31 @@ def _train(config: DemoConfig, data: DigitsSplit) -> tuple[nn.Module, TrainingHi
         test_pred = predict_logits(model, data.test_images).argmax(dim=1)
         history.epoch_test_accuracy.append(float((test_pred == data.test_labels).double().mean()))
         history.epoch_seconds.append(time.perf_counter() - epoch_start[0])
-        logger.info("epoch %d: train accuracy %.4f, test accuracy %.4f", epoch + 1,
-                    history.epoch_train_accuracy[-1], history.epoch_test_accuracy[-1])
+        logger.info(
+            "epoch %d: train accuracy %.4f, test accuracy %.4f",
+            epoch + 1,
+            history.epoch_train_accuracy[-1],
+            history.epoch_test_accuracy[-1],
+        )
         kpis.reset()
         model.train()
 
     train_classifier(
-        model, data.train_images, data.train_labels, epochs=config.epochs,
-        batch_size=config.batch_size, learning_rate=config.learning_rate,
-        generator=torch.Generator().manual_seed(config.seed), on_step=on_step,
-        on_epoch=on_epoch, progress=config.progress,
+        model,
+        data.train_images,
+        data.train_labels,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        generator=torch.Generator().manual_seed(config.seed),
+        on_step=on_step,
+        on_epoch=on_epoch,
+        progress=config.progress,
     )
-    last = {"train_top1_accuracy": history.epoch_train_accuracy[-1],
-            "train_nll": history.epoch_train_nll[-1]}
+    last = {
+        "train_top1_accuracy": history.epoch_train_accuracy[-1],
+        "train_nll": history.epoch_train_nll[-1],
+    }
     return model, history, last
 
 
@@ -178,11 +204,19 @@ def run_demo(config: DemoConfig) -> tuple[KPICard, dict[str, Path]]:
     model, history, train_kpis = _train(config, data)
     card = KPICard(
         title="andante_metrics demo: digits CNN",
-        model={"name": "DigitsCNN", "epochs": config.epochs, "seed": config.seed,
-               "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-               "optimizer": "Adam"},
-        dataset={"name": "scikit-learn digits (8x8, 10 classes)", **data.sizes,
-                 "split": "stratified by class"},
+        model={
+            "name": "DigitsCNN",
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "optimizer": "Adam",
+        },
+        dataset={
+            "name": "scikit-learn digits (8x8, 10 classes)",
+            **data.sizes,
+            "split": "stratified by class",
+        },
     )
     card.timings["training"] = time.perf_counter() - start
     context = DemoContext(config, data, model, history, train_kpis)

@@ -15,8 +15,18 @@ import torch
 
 SCHEMA_VERSION = 1
 FIGURE_KINDS = ("line", "bar", "heatmap", "reliability", "image")
-_LIBRARIES = ("andante-metrics", "torch", "torchvision", "torchmetrics", "numpy", "scipy",
-              "scikit-learn", "scikit-image", "captum", "onnxruntime")
+_LIBRARIES = (
+    "andante-metrics",
+    "torch",
+    "torchvision",
+    "torchmetrics",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "scikit-image",
+    "captum",
+    "onnxruntime",
+)
 
 
 def to_plain(value: Any) -> Any:

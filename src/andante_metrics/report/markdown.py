@@ -34,7 +34,9 @@ def render_markdown(card: KPICard, figure_files: dict[tuple[str, int], str]) -> 
     lines = [f"# {card.title}", ""]
     for label, block in (("Model", card.model), ("Data set", card.dataset)):
         if block:
-            lines.append(f"**{label}:** " + ", ".join(f"{k}: {format_value(v)}" for k, v in block.items()))
+            lines.append(
+                f"**{label}:** " + ", ".join(f"{k}: {format_value(v)}" for k, v in block.items())
+            )
             lines.append("")
     env = card.environment
     if env:
@@ -53,7 +55,13 @@ def render_markdown(card: KPICard, figure_files: dict[tuple[str, int], str]) -> 
         metrics = content["metrics"]
         if metrics:
             rows = [
-                [name, e["value"], e["unit"], direction(e["higher_is_better"]), e.get("description", "")]
+                [
+                    name,
+                    e["value"],
+                    e["unit"],
+                    direction(e["higher_is_better"]),
+                    e.get("description", ""),
+                ]
                 for name, e in metrics.items()
             ]
             lines += _table(["KPI", "value", "unit", "better", "definition"], rows)

@@ -48,8 +48,14 @@ def _draw_reliability(ax: plt.Axes, data: dict[str, Any]) -> None:
     lower, upper = _floats(data["bin_lower"]), _floats(data["bin_upper"])
     accuracy = _floats(data["accuracy"])
     centers = (lower + upper) / 2
-    ax.bar(centers, np.nan_to_num(accuracy), width=upper - lower, edgecolor="black",
-           alpha=0.7, label="accuracy per bin")
+    ax.bar(
+        centers,
+        np.nan_to_num(accuracy),
+        width=upper - lower,
+        edgecolor="black",
+        alpha=0.7,
+        label="accuracy per bin",
+    )
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
     ax.set_xlabel("confidence (top-label probability)")
     ax.set_ylabel("accuracy")

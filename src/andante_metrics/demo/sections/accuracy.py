@@ -54,9 +54,13 @@ def build_section(ctx: DemoContext, card: KPICard) -> None:
     for name, description in DESCRIPTIONS.items():
         card.add_metric(name, kpis[name], values[name], description=description)
     card.add_kpi(
-        "accuracy", "train_top1_accuracy", ctx.train_kpis["train_top1_accuracy"],
-        unit="fraction", higher_is_better=True,
+        "accuracy",
+        "train_top1_accuracy",
+        ctx.train_kpis["train_top1_accuracy"],
+        unit="fraction",
+        higher_is_better=True,
         description="top-1 accuracy over the last training epoch, updated every step",
     )
-    card.add_figure("accuracy", "Reliability diagram (top label, 15 bins)", "reliability",
-                    values["reliability"])
+    card.add_figure(
+        "accuracy", "Reliability diagram (top label, 15 bins)", "reliability", values["reliability"]
+    )

@@ -1,0 +1,70 @@
+"""The KPI card: JSON round trip, Markdown content, schema checks and figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from andante_metrics import KPICard, TopKAccuracy, write_card
+from andante_metrics.report import SCHEMA_VERSION
+
+
+def _card() -> KPICard:
+    card = KPICard(title="test card", model={"name": "m"}, dataset={"name": "d", "test": 3})
+    card.add_metric("top1_accuracy", TopKAccuracy(num_classes=3), 0.75, description="top-1")
+    card.add_kpi("fidelity", "psnr_identical", float("inf"), unit="dB", higher_is_better=True)
+    card.add_table("accuracy", "per class", ["class", "accuracy"], [[0, 0.5], [1, float("nan")]])
+    card.add_figure(
+        "accuracy",
+        "curve",
+        "line",
+        {"x_label": "x", "y_label": "y", "series": [{"label": "a", "x": [0, 1], "y": [1, 2]}]},
+    )
+    return card
+
+
+def test_json_round_trip_keeps_values_and_metadata(tmp_path):
+    card = _card()
+    path = card.to_json(tmp_path / "card.json")
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == SCHEMA_VERSION
+    entry = data["areas"]["accuracy"]["metrics"]["top1_accuracy"]
+    assert entry == {
+        "value": 0.75,
+        "unit": "fraction",
+        "higher_is_better": True,
+        "description": "top-1",
+    }
+    assert data["areas"]["fidelity"]["metrics"]["psnr_identical"]["value"] == "inf"
+    assert data["areas"]["accuracy"]["tables"][0]["rows"][1][1] == "nan"
+    assert KPICard.from_json(path).areas == card.areas
+    assert "torch" in data["environment"]["versions"]
+
+
+def test_other_schema_version_is_rejected(tmp_path):
+    data = _card().to_dict()
+    data["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(ValueError, match=f"schema_version {SCHEMA_VERSION + 1} is not supported"):
+        KPICard.from_dict(data)
+
+
+def test_markdown_lists_every_kpi_table_and_figure(tmp_path):
+    paths = write_card(_card(), tmp_path)
+    text = paths["markdown"].read_text()
+    assert "| accuracy | top1_accuracy | 0.75 | fraction | higher |" in text
+    assert "| fidelity | psnr_identical | inf | dB | higher |" in text
+    assert "### per class" in text
+    assert "![curve](plots/accuracy_00_curve.png)" in text
+    png = tmp_path / "plots" / "accuracy_00_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_row_width_is_checked():
+    with pytest.raises(ValueError, match="has 2 columns but a row of 1 cells"):
+        KPICard().add_table("accuracy", "t", ["a", "b"], [[1]])
+
+
+def test_unknown_figure_kind_is_rejected():
+    with pytest.raises(ValueError, match="`kind` must be one of"):
+        KPICard().add_figure("accuracy", "t", "pie", {})

@@ -27,7 +27,32 @@ def _demo(args: argparse.Namespace) -> int:
     for area, name, value, unit, better in summary_rows(card):
         label = f"{area}/{name}".ljust(width)
         print(f"  {label}  {format_value(value):>12} {unit:<10} {better}")
-    print(f"\nWrote {paths['json']} and {paths['markdown']} in {card.timings['total']:.1f} s.")
+    print(f"\nWrote {paths['json']}, {paths['markdown']} and {paths['html']} in {card.timings['total']:.1f} s.")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from andante_metrics.report import KPICard
+    from andante_metrics.report.html import render_html
+
+    card = KPICard.from_json(args.card)
+    out = Path(args.out)
+    out.write_text(render_html(card))
+    print(f"Wrote {out}.")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from andante_metrics.report import KPICard, compare_cards, render_comparison_html
+
+    cards = [KPICard.from_json(path) for path in args.cards]
+    labels = (
+        args.labels.split(",") if args.labels else [Path(p).parent.name or p for p in args.cards]
+    )
+    comparison = compare_cards(cards, labels=labels, baseline=args.baseline)
+    out = Path(args.out)
+    out.write_text(render_comparison_html(comparison))
+    print(f"Wrote {out}: {len(comparison.rows)} KPIs across {len(cards)} cards.")
     return 0
 
 
@@ -51,6 +76,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     demo.set_defaults(handler=_demo)
+
+    report = sub.add_parser("report", help="render one KPI card JSON as a self-contained HTML page")
+    report.add_argument("card", help="path of a kpi_card.json")
+    report.add_argument("--out", default="kpi_card.html", help="HTML file to write")
+    report.set_defaults(handler=_report)
+
+    compare = sub.add_parser(
+        "compare", help="put several KPI cards side by side in one HTML page, best value marked"
+    )
+    compare.add_argument("cards", nargs="+", help="paths of two or more kpi_card.json files")
+    compare.add_argument("--out", default="comparison.html", help="HTML file to write")
+    compare.add_argument(
+        "--labels",
+        default="",
+        help="comma-separated column names (default: each card's folder name)",
+    )
+    compare.add_argument(
+        "--baseline",
+        type=int,
+        default=0,
+        help="index of the card the differences are taken to (default: 0)",
+    )
+    compare.set_defaults(handler=_compare)
     return parser
 
 
@@ -64,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "epochs", None) is not None and args.epochs < 1:
         print(f"error: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
         return 2
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError) as err:
+        if args.command == "demo":
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from andante_metrics.report.card import SCHEMA_VERSION, KPICard, environment_record, to_plain
+from andante_metrics.report.compare import Comparison, compare_cards, render_comparison_html
 
 
 def _slug(text: str) -> str:
@@ -13,10 +14,12 @@ def _slug(text: str) -> str:
 
 
 def write_card(card: KPICard, out_dir: str | Path, *, stem: str = "kpi_card") -> dict[str, Path]:
-    """Write ``card`` to ``out_dir`` as JSON, Markdown and one PNG per figure.
+    """Write ``card`` to ``out_dir`` as JSON, Markdown, self-contained HTML and one PNG per figure.
 
-    Returns the paths written, keyed ``"json"``, ``"markdown"`` and ``"plots"`` (the folder).
+    Returns the paths written, keyed ``"json"``, ``"markdown"``, ``"html"`` and ``"plots"``
+    (the folder of the PNG files the Markdown links).
     """
+    from andante_metrics.report.html import render_html
     from andante_metrics.report.plots import draw_figure
 
     out = Path(out_dir)
@@ -32,7 +35,20 @@ def write_card(card: KPICard, out_dir: str | Path, *, stem: str = "kpi_card") ->
     markdown = out / f"{stem}.md"
     markdown.write_text(card.to_markdown(figure_files=figure_files) + "\n")
     paths["markdown"] = markdown
+    page = out / f"{stem}.html"
+    pngs = {key: (out / name).read_bytes() for key, name in figure_files.items()}
+    page.write_text(render_html(card, figure_pngs=pngs))
+    paths["html"] = page
     return paths
 
 
-__all__ = ["KPICard", "SCHEMA_VERSION", "environment_record", "to_plain", "write_card"]
+__all__ = [
+    "Comparison",
+    "KPICard",
+    "SCHEMA_VERSION",
+    "compare_cards",
+    "environment_record",
+    "render_comparison_html",
+    "to_plain",
+    "write_card",
+]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import matplotlib
 
@@ -81,9 +81,10 @@ _DRAWERS = {
 }
 
 
-def draw_figure(figure: dict[str, Any], path: str | Path) -> Path:
-    """Draw one card figure to a PNG file and return its path."""
-    path = Path(path)
+def draw_figure(figure: dict[str, Any], path: str | Path | BinaryIO) -> str | Path | BinaryIO:
+    """Draw one card figure as PNG into a file path or a binary stream and return the target."""
+    if isinstance(path, str):
+        path = Path(path)
     fig = plt.figure(figsize=(6.4, 4.0), dpi=100)
     try:
         if figure["kind"] == "image":

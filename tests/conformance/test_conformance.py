@@ -138,9 +138,10 @@ def distributed_results(tmp_path_factory):
     return run_distributed(names, tmp_path_factory.mktemp("ddp"))
 
 
-def test_two_processes_match_one(case: MetricCase, distributed_results):
+def test_two_processes_match_one(case: MetricCase, request):
     if not case.distributed:
         pytest.skip(f"{case.name}: not run over processes ({case.reason})")
+    distributed_results = request.getfixturevalue("distributed_results")
     status, value = distributed_results[case.name]
     assert status == "ok", f"{case.name} failed on 2 processes:\n{value}"
     assert_close(value, _reference(case), rtol=max(case.rtol, 1e-9), atol=max(case.atol, 1e-12))

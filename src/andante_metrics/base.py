@@ -73,6 +73,15 @@ class KPIMetric(Metric):
         """Register a state like ``torchmetrics.Metric.add_state``, persistent by default."""
         super().add_state(name, default, dist_reduce_fx=dist_reduce_fx, persistent=persistent)
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        loaded = any(prefix + key in state_dict for key in self._defaults)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        if loaded:
+            # Loaded state counts as updated, so compute() on a resumed metric does not warn
+            # that update() was never called.
+            self._update_count = max(self._update_count, 1)
+            self._computed = None
+
     @classmethod
     def kpi_metadata(cls) -> dict[str, Any]:
         """Return the metadata the KPI card records for this metric."""

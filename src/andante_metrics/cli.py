@@ -13,7 +13,9 @@ def _demo(args: argparse.Namespace) -> int:
     from andante_metrics.report.card import format_value
     from andante_metrics.report.markdown import summary_rows
 
-    epochs = args.epochs if args.epochs is not None else (2 if args.quick else 10)
+    epochs = args.epochs
+    if epochs is None:
+        epochs = 2 if args.quick else 10
     config = DemoConfig(
         out_dir=Path(args.out),
         epochs=epochs,
@@ -27,7 +29,8 @@ def _demo(args: argparse.Namespace) -> int:
     for area, name, value, unit, better in summary_rows(card):
         label = f"{area}/{name}".ljust(width)
         print(f"  {label}  {format_value(value):>12} {unit:<10} {better}")
-    print(f"\nWrote {paths['json']}, {paths['markdown']} and {paths['html']} in {card.timings['total']:.1f} s.")
+    seconds = card.timings["total"]
+    print(f"\nWrote {paths['json']}, {paths['markdown']} and {paths['html']} in {seconds:.1f} s.")
     return 0
 
 

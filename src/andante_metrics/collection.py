@@ -27,9 +27,9 @@ class KPICollection(nn.Module):
     collection's ``probs`` keyword to the ``preds`` input of the metric named ``ece``.
 
     Metrics never share state because their values happen to be equal. Sharing is declared:
-    ``shared_state=[["ece", "mce", "reliability"]]`` updates only the first metric of each group
-    and lets the others read its state at compute time; the members must be of classes with the
-    same state names and the same constructor options that shape the state.
+    ``shared_state=[["ece", "mce", "reliability"]]`` updates only the first metric of each group,
+    and the others read its state at compute time. The members must have the same state names
+    and the same constructor options.
 
     Args:
         metrics: a mapping of name to metric, or a sequence of metrics (named after their class).
@@ -171,7 +171,7 @@ class KPICollection(nn.Module):
 
 
 def _has_data(metric: KPIMetric) -> bool:
-    """Return ``True`` when a metric was updated or holds loaded state that differs from empty."""
+    """Return ``True`` when a metric was updated or contains loaded, non-empty state."""
     if metric.update_count:
         return True
     for state, default in metric._defaults.items():

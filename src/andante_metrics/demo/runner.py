@@ -52,7 +52,7 @@ class TrainingHistory:
 
 @dataclass
 class DemoContext:
-    """What every section receives: the trained model, the data, the config and the history."""
+    """Inputs of every section: the trained model, the data, the config and the history."""
 
     config: DemoConfig
     data: DigitsSplit

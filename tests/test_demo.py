@@ -69,7 +69,6 @@ def test_invalid_epochs_is_rejected(capsys):
     assert "--epochs must be at least 1, got 0" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_full_demo_reaches_095_test_accuracy(tmp_path):
     assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
     card = json.loads((tmp_path / "kpi_card.json").read_text())

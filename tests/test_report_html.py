@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import shutil
@@ -34,7 +35,7 @@ def test_html_has_every_area_kpi_and_figure(card):
         for name in content["metrics"]:
             assert f'<td class="text">{name}</td>' in page
         for table in content["tables"]:
-            assert table["title"] in page
+            assert html.escape(table["title"]) in page
     figures = sum(len(c["figures"]) for c in card.areas.values())
     assert page.count('src="data:image/png;base64,') == figures
 

@@ -75,7 +75,8 @@ def convergence_summary(
 
     Example:
         >>> import torch
-        >>> s = convergence_summary(torch.tensor([1.0, 0.5, 0.2, 0.1]), target=0.25)
+        >>> curve = torch.tensor([1.0, 0.5, 0.2, 0.1], dtype=torch.float64)
+        >>> s = convergence_summary(curve, target=0.25)
         >>> int(s["steps_to_target"]), float(s["best_value"])
         (3, 0.1)
     """

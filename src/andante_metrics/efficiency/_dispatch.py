@@ -1,4 +1,4 @@
-"""The recording engine: a ``TorchDispatchMode`` that sees every ATen operator of a forward pass.
+"""The recording engine: a ``TorchDispatchMode`` intercepting each ATen operator of a forward pass.
 
 The mode attributes each operator call to the stack of modules active at that moment. Module
 entry and exit are tracked with global forward hooks (``register_module_forward_pre_hook`` and
@@ -8,13 +8,18 @@ itself never carries a hook, buffer or attribute of ours.
 A module's path is the chain of attribute names from the root model through the modules active
 at the call, so a module shared by two parents gets one path per parent, and each call adds its
 cost again.
+
+NOTE: ``TorchDispatchMode`` (``torch.utils._python_dispatch``), ``func.decompose`` and
+``torch._C._dispatch_has_kernel_for_dispatch_key`` are private PyTorch interfaces; this module is
+tested with PyTorch 2.14.1 only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +64,35 @@ def _is_aliasing(func: Any) -> bool:
     return any(ret.alias_info is not None for ret in func._schema.returns)
 
 
+def _plan(func: Any) -> tuple[Any, bool, bool]:
+    """Return (MAC formula or None, whether to decompose it, whether it aliases an input)."""
+    formula = MAC_FORMULAS.get(func)
+    decomposable = formula is None and torch._C._dispatch_has_kernel_for_dispatch_key(
+        func.name(), "CompositeImplicitAutograd"
+    )
+    return formula, decomposable, _is_aliasing(func)
+
+
+# Operator to its plan, filled on first sight of each operator.
+_PLANS: dict[Any, tuple[Any, bool, bool]] = {}
+
+
+@contextlib.contextmanager
+def buffers_restored(model: nn.Module) -> Iterator[None]:
+    """Restore every buffer of ``model`` on exit, so a counting pass leaves no trace in it.
+
+    A forward pass in training mode updates buffers such as batch norm's running statistics;
+    the values are copied back in place, so tensors that alias the buffers stay valid.
+    """
+    saved = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+
+
 def _storage_bytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
@@ -88,8 +122,11 @@ class Recorder(TorchDispatchMode):
         self.recording = Recording()
         self.stack: list[str] = []
         self._module_stack: list[nn.Module] = []
-        self._fallback_names = {id(m): name for name, m in root.named_modules(remove_duplicate=False)}
+        self._fallback_names = {
+            id(module): name for name, module in root.named_modules(remove_duplicate=False)
+        }
         self._handles: list[Any] = []
+        self._depth = 0
         self._track_memory = track_memory
         self._live_bytes = 0
         self._op_hook = op_hook
@@ -136,6 +173,10 @@ class Recorder(TorchDispatchMode):
                 self._module_hook(path, module, output)
 
     def __enter__(self) -> Recorder:
+        # Re-entered while decomposing a composite operator: the hooks are already in place.
+        self._depth += 1
+        if self._depth > 1:
+            return super().__enter__()
         hooks = torch.nn.modules.module
         self._handles = [
             hooks.register_module_forward_pre_hook(self._pre_hook),
@@ -144,10 +185,15 @@ class Recorder(TorchDispatchMode):
         try:
             return super().__enter__()
         except BaseException:
+            self._depth -= 1
             self._remove_hooks()
             raise
 
     def __exit__(self, *exc: Any) -> None:
+        self._depth -= 1
+        if self._depth > 0:
+            super().__exit__(*exc)
+            return
         try:
             super().__exit__(*exc)
         finally:
@@ -162,19 +208,35 @@ class Recorder(TorchDispatchMode):
 
     # Operator recording ----------------------------------------------------------------------
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None):
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         kwargs = kwargs or {}
+        plan = _PLANS.get(func)
+        if plan is None:
+            plan = _PLANS[func] = _plan(func)
+        formula, decomposable, aliasing = plan
+        if decomposable:
+            # Composite operators (``linear``, ``matmul``, ``einsum``, ``conv2d``, attention)
+            # reach this mode undecomposed under ``torch.inference_mode``, because the autograd
+            # keys that decompose them are skipped. Decompose them here, with this mode active,
+            # so the operators they are made of are the ones counted.
+            with self:
+                decomposed = func.decompose(*args, **kwargs)
+            if decomposed is not NotImplemented:
+                return decomposed
         out = func(*args, **kwargs)
-        formula = MAC_FORMULAS.get(func)
-        name = str(func.overloadpacket)
         if formula is not None:
-            macs = formula(*args, out=out, **kwargs) if func in NEEDS_OUTPUT else formula(*args, **kwargs)
-            self._add(name, macs)
+            if func in NEEDS_OUTPUT:
+                macs = formula(*args, out=out, **kwargs)
+            else:
+                macs = formula(*args, **kwargs)
+            self._add(str(func.overloadpacket), macs)
             if self._op_hook is not None:
                 self._op_hook(func, args, kwargs, out, macs)
-        elif not _is_aliasing(func):
-            self.recording.other_calls[name] += 1
-        if self._track_memory and not _is_aliasing(func):
+        elif not aliasing:
+            self.recording.other_calls[str(func.overloadpacket)] += 1
+        if self._track_memory and not aliasing:
             self._track(out)
         return out
 

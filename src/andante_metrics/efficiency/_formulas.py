@@ -68,7 +68,9 @@ def _bmm(a: torch.Tensor, b: torch.Tensor, *args: Any, **kwargs: Any) -> int:
     return batch * m * k * n
 
 
-def _baddbmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *args: Any, **kwargs: Any) -> int:
+def _baddbmm(
+    bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *args: Any, **kwargs: Any
+) -> int:
     return _bmm(a, b)
 
 
@@ -111,7 +113,9 @@ def attention_macs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) 
     return prod(batch) * length * source * (embed + value_embed)
 
 
-def _sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any) -> int:
+def _sdpa(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any
+) -> int:
     return attention_macs(query, key, value)
 
 
@@ -135,7 +139,9 @@ def _native_mha(
     return _multi_head_attention_macs(_shape(query), _shape(key), int(embed_dim))
 
 
-def _encoder_layer(src: torch.Tensor, embed_dim: int, num_heads: int, *args: Any, **kwargs: Any) -> int:
+def _encoder_layer(
+    src: torch.Tensor, embed_dim: int, num_heads: int, *args: Any, **kwargs: Any
+) -> int:
     # Positional layout of aten._transformer_encoder_layer_fwd: ffn_weight_1 is argument 14 of
     # the schema, i.e. index 11 of ``args`` after src, embed_dim and num_heads.
     ffn_weight_1 = args[11] if len(args) > 11 else kwargs["ffn_weight_1"]

@@ -53,8 +53,9 @@ class Latency(KPIMetric):
     ``warmup`` passes of the metric's life are run and discarded. Percentiles use linear
     interpolation (``torch.quantile``), as MLPerf's single-stream scenario reports p90.
 
-    The value depends on the machine, its load and its thread count, so record those with it
-    (the KPI card stores the thread count in its environment block).
+    The value depends on the machine, its load and its thread count, so record those with it:
+    ``num_threads`` stores ``torch.get_num_threads()`` at the last update (the KPI card also
+    stores the thread count in its environment block).
 
     Args:
         model: the model to time.
@@ -82,6 +83,7 @@ class Latency(KPIMetric):
         self.warmup = warmup
         self.timer = timer
         self._warmed_up = False
+        self.num_threads = torch.get_num_threads()
         self.add_state("seconds", [], dist_reduce_fx="cat")
 
     def update(self, inputs: torch.Tensor) -> None:
@@ -93,6 +95,7 @@ class Latency(KPIMetric):
                 f"{tuple(inputs.shape)}."
             )
         model = self._model[0]
+        self.num_threads = torch.get_num_threads()
         was_training = model.training
         model.eval()
         try:
@@ -101,7 +104,9 @@ class Latency(KPIMetric):
                     for _ in range(self.warmup):
                         model(inputs[:1])
                     self._warmed_up = True
-                times = [_timed_forward(model, inputs[i : i + 1], self.timer) for i in range(len(inputs))]
+                times = [
+                    _timed_forward(model, inputs[i : i + 1], self.timer) for i in range(len(inputs))
+                ]
         finally:
             model.train(was_training)
         self.seconds.append(torch.tensor(times, dtype=torch.float64, device=self.device))
@@ -128,15 +133,26 @@ def measure_throughput(
     shorter) ``repeats`` times after ``warmup`` passes, under ``no_grad`` and ``eval()``.
 
     Returns:
-        ``{"samples_per_second", "batch_size", "samples", "seconds"}`` where ``seconds`` is the
-        median time of one pass over ``inputs``.
+        ``{"samples_per_second", "batch_size", "samples", "seconds", "num_threads"}`` where
+        ``seconds`` is the median time of one pass over ``inputs`` and ``num_threads`` is
+        ``torch.get_num_threads()`` during the runs.
+
+    Example:
+        >>> from torch import nn
+        >>> result = measure_throughput(nn.Linear(4, 2), torch.zeros(10, 4), batch_size=5)
+        >>> result["batch_size"], result["samples"]
+        (5, 10)
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
     check_tensor(inputs, "inputs")
     check_int_range(batch_size, "batch_size", low=1)
     check_int_range(repeats, "repeats", low=1)
     check_int_range(warmup, "warmup", low=0)
     if inputs.ndim == 0 or inputs.shape[0] == 0:
-        raise ValueError(f"`inputs` must hold at least one sample, got shape {tuple(inputs.shape)}.")
+        raise ValueError(
+            f"`inputs` must hold at least one sample, got shape {tuple(inputs.shape)}."
+        )
     was_training = model.training
     model.eval()
     device = inputs.device
@@ -160,4 +176,5 @@ def measure_throughput(
         "batch_size": batch_size,
         "samples": len(inputs),
         "seconds": median,
+        "num_threads": torch.get_num_threads(),
     }

@@ -1,11 +1,11 @@
 """MACs and FLOPs of a forward pass, counted at PyTorch's dispatch level, per module and operator.
 
 The counting convention (which operators count and how) is written out in
-:mod:`andante_metrics.efficiency._formulas`: matrix products, ``linear`` on any number of
-dimensions, ``matmul`` and ``einsum`` (through the ``mm``/``bmm`` they reach the dispatcher as),
-convolutions of every kind and scaled-dot-product attention count; bias additions,
-normalization, activations, pooling, upsampling and element-wise operators are "other" and are
-listed with their call counts only. ``FLOPs = 2 * MACs``.
+:mod:`andante_metrics.efficiency._formulas`. Counted: matrix products, ``linear`` on any number
+of dimensions, ``matmul`` and ``einsum`` (as the ``mm``/``bmm`` calls they decompose into),
+convolutions of every kind and scaled-dot-product attention. Bias additions, normalization,
+activations, pooling, upsampling and element-wise operators are "other": they are listed with
+their call counts only. ``FLOPs = 2 * MACs``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from andante_metrics.base import KPIMetric
-from andante_metrics.efficiency._dispatch import Recorder, Recording
+from andante_metrics.efficiency._dispatch import Recorder, Recording, buffers_restored
 from andante_metrics.utilities.checks import check_tensor
 from andante_metrics.utilities.logging import get_logger
 
@@ -106,7 +106,7 @@ class MACCount:
             rows.append((name, "other", str(calls), "", "-", "-", "-"))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                           for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+                           for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
                  for row in rows]
         return "\n".join(lines)
 
@@ -139,11 +139,13 @@ def _to_result(recording: Recording) -> MACCount:
     return MACCount(recording.total_macs, modules, operators, dict(recording.other_calls))
 
 
-def _record_forward(model: nn.Module, inputs: Any, **recorder_options: Any) -> tuple[Recording, Any]:
+def _record_forward(
+    model: nn.Module, inputs: Any, **recorder_options: Any
+) -> tuple[Recording, Any]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
     recorder = Recorder(model, **recorder_options)
-    with torch.no_grad(), recorder:
+    with buffers_restored(model), torch.no_grad(), recorder:
         output = _call_model(model, inputs)
     return recorder.recording, output
 
@@ -152,15 +154,17 @@ def count_macs(model: nn.Module, inputs: Any) -> MACCount:
     """Count the MACs and FLOPs of one forward pass, per module and per ATen operator.
 
     The forward pass runs under ``torch.no_grad`` (also inside ``torch.inference_mode``) inside a
-    ``TorchDispatchMode`` that sees every operator after composite operators are decomposed, so
-    functional calls, ``matmul`` and attention count as well as ``nn.Conv2d`` and ``nn.Linear``.
-    Modules are tracked with global forward hooks removed on exit; the model keeps its mode
-    (call ``eval()`` first for inference counts), its parameters and its hooks. Put the model
-    and the inputs on the ``meta`` device to count a large model with no memory or compute.
+    ``TorchDispatchMode`` that intercepts every operator after composite operators are
+    decomposed, so functional calls, ``matmul`` and attention count as well as ``nn.Conv2d``
+    and ``nn.Linear``. Modules are tracked with global forward hooks that are removed on exit.
+    The model keeps its mode (call ``eval()`` first for inference counts), its parameters, its
+    hooks and its buffers: running statistics that a training-mode pass updates are restored.
+    Put the model and the inputs on the ``meta`` device to count a large model with no memory
+    or compute.
 
     Counts are per call: a module called twice (shared by two parents, or a loop) adds its MACs
     twice, under one path per parent. The convention, with the formulas, is in the module
-    docstring of ``andante_metrics.efficiency._formulas``; in short ``mm`` of ``[m,k] x [k,n]``
+    docstring of ``andante_metrics.efficiency._formulas``. In short, ``mm`` of ``[m,k] x [k,n]``
     is ``m k n`` MACs and a convolution is ``N * prod(weight.shape) * prod(output spatial)``.
 
     Args:

@@ -17,6 +17,9 @@ def _parameters_on_meta() -> Iterator[None]:
     Used where ``with torch.device("meta")`` fails because the constructor computes with
     tensors (torchvision's RegNet builders call ``.tolist()`` on a tensor). Initialisers then run
     on meta tensors and cost nothing.
+
+    NOTE: it replaces two methods of ``nn.Module`` for the whole process while active, so a
+    module built by another thread at the same time also lands on ``meta``.
     """
     register_parameter = nn.Module.register_parameter
     register_buffer = nn.Module.register_buffer

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import torch
 
@@ -14,7 +13,7 @@ from andante_metrics.utilities.checks import (
     check_tensor,
 )
 
-DataRange = Union[float, tuple[float, float]]
+DataRange = float | tuple[float, float]
 
 
 def parse_data_range(data_range: DataRange) -> tuple[float, float]:
@@ -135,3 +134,16 @@ def gaussian_filter_valid(values: torch.Tensor, taps: list[float]) -> torch.Tens
     Filtering along rows first keeps every shifted view contiguous in memory.
     """
     return _filter_last_two(_filter_last_two(values, taps, -2), taps, -1)
+
+
+def check_batch_not_empty(preds: object) -> None:
+    """Raise ``ValueError`` when a functional form gets a batch of zero images.
+
+    The value of an empty batch is undefined (0 / 0), so the functions raise instead of
+    returning NaN. The metric classes accept empty batches in ``update`` and raise in
+    ``compute`` only when no image was seen at all.
+    """
+    if isinstance(preds, torch.Tensor) and preds.ndim >= 1 and preds.shape[0] == 0:
+        raise ValueError(
+            f"`preds` holds no image (shape {tuple(preds.shape)}); pass at least one image."
+        )

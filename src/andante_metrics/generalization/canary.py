@@ -125,7 +125,7 @@ class CanaryMemorization(KPIMetric):
 
     Call ``update(preds, target)`` with the model's outputs on the canary samples and their
     canary labels (:attr:`CanarySet.labels`) once per epoch, then ``compute()`` and
-    ``reset()``; the sequence of values is the memorization curve. The formula is in the module
+    ``reset()``. The sequence of values is the memorization curve. The formula is in the module
     docstring. With no update, ``compute()`` raises ``ValueError``.
 
     The direction is left open (``higher_is_better=None``): a high value shows capacity to

@@ -24,7 +24,7 @@ from andante_metrics.utilities.checks import check_finite, check_int_range, chec
 def _as_vector(value: Any, name: str, *, dtype: str) -> torch.Tensor:
     """Return a number or a 0-d/1-d tensor as a 1-d tensor, checking its dtype kind."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = torch.tensor([value])
+        value = torch.tensor([value], dtype=torch.float64 if isinstance(value, float) else None)
     check_tensor(value, name, ndim=(0, 1), dtype=dtype)
     check_finite(value, name)
     return value.reshape(-1)
@@ -94,7 +94,7 @@ def generalization_gap(
         step: ``(E,)`` integer step or epoch indices; entries may come in any order.
         train_value: ``(E,)`` the metric on the train split at each step.
         test_value: ``(E,)`` the same metric on the test split.
-        metric_higher_is_better: direction of the metric; the gap is train minus test when
+        metric_higher_is_better: direction of the metric. The gap is train minus test when
             ``True`` and test minus train otherwise, so a positive gap favours the train split.
         window: fit the trend on the last ``window`` steps only (all by default).
 
@@ -125,7 +125,7 @@ class GeneralizationGap(KPIMetric):
     r"""Train-minus-test gap of any metric over epochs, with its trend.
 
     Call ``update(step, train_value, test_value)`` once per evaluation (or with vectors of
-    several steps) with the values of any metric on the two splits; ``compute()`` returns the
+    several steps) with the values of any metric on the two splits. ``compute()`` returns the
     dict described in :func:`generalization_gap`. The state keeps one entry per update, in
     float64, and the result does not depend on the order of the updates. With no update,
     ``compute()`` raises ``ValueError``.

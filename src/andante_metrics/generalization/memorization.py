@@ -12,11 +12,14 @@ repeats that experiment on a user's model and data subset under a fixed budget a
   (random over true, the "slowdown");
 * the train-accuracy curve of each copy, evaluated at every epoch end and at the budget.
 
-The paper's other conditions are options: partially corrupted labels (each label replaced,
-independently with probability ``p``, by a uniform random class), shuffled pixels (one random
-permutation of the input features applied to every sample), random pixels (a different
-permutation per sample) and Gaussian pixels (inputs drawn from a normal distribution with the
-data's overall mean and standard deviation).
+The paper's other conditions are options:
+
+* partially corrupted labels: each label is replaced, independently with probability ``p``, by
+  a uniform random class;
+* shuffled pixels: one random permutation of the input features is applied to every sample;
+* random pixels: each sample gets its own random permutation;
+* Gaussian pixels: inputs are drawn from a normal distribution with the data's overall mean and
+  standard deviation.
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ _STREAM_OFFSETS = {"labels": 1, "shuffled_pixels": 2, "random_pixels": 3, "gauss
                    "order": 5}
 
 
-def chance_normalized_accuracy(accuracy: float | torch.Tensor, num_classes: int) -> float | torch.Tensor:
+def chance_normalized_accuracy(
+    accuracy: float | torch.Tensor, num_classes: int
+) -> float | torch.Tensor:
     r"""Rescale an accuracy so that chance level maps to 0 and a perfect fit to 1.
 
     .. math:: f = \frac{a - 1/K}{1 - 1/K}
@@ -98,7 +103,7 @@ def corrupt_labels(
 
 
 def shuffle_pixels(inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-    """Apply one random permutation of the features (all dimensions after the first) to every sample."""
+    """Apply one random permutation of the features (dimensions after the first) to all samples."""
     flat = inputs.reshape(len(inputs), -1)
     order = torch.randperm(flat.shape[1], generator=generator).to(inputs.device)
     return flat[:, order].reshape(inputs.shape)
@@ -112,7 +117,10 @@ def random_pixels(inputs: torch.Tensor, *, generator: torch.Generator) -> torch.
 
 
 def gaussian_pixels(inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-    """Draw inputs from a normal distribution with the data's overall mean and standard deviation."""
+    """Draw inputs from a normal distribution with the data's overall mean and standard deviation.
+
+    A single mean and standard deviation over all samples and features are used.
+    """
     noise = torch.randn(inputs.shape, generator=generator, dtype=torch.float64)
     mean, std = inputs.double().mean(), inputs.double().std()
     return (noise * std.cpu() + mean.cpu()).to(inputs.device, inputs.dtype)
@@ -127,7 +135,7 @@ def _check_fraction(value: float, name: str) -> float:
 
 @dataclass
 class ConditionResult:
-    """What one trained copy reached: the labels it fitted, its curve and its budget use.
+    """Outcome of one trained copy: the labels it fitted, its curve and its budget use.
 
     Attributes:
         condition: ``"true_labels"``, ``"random_labels"``, ``"corrupted_labels_0.5"``, ...
@@ -277,6 +285,7 @@ class MemorizationProbe:
                 f"{type(model).__name__}."
             )
         check_int_range(num_classes, "num_classes", low=2)
+
         for condition in conditions:
             check_in_choices(condition, "conditions", CONDITIONS)
         fractions = [_check_fraction(p, "corruption_fractions") for p in corruption_fractions]
@@ -284,6 +293,7 @@ class MemorizationProbe:
             raise ValueError("`conditions` and `corruption_fractions` are both empty; give at "
                              "least one condition to train.")
         check_int_range(batch_size, "batch_size", low=1)
+
         if max_epochs is None and max_steps is None and max_seconds is None:
             raise ValueError("No budget given: set at least one of `max_epochs`, `max_steps` "
                              "and `max_seconds`.")
@@ -295,6 +305,7 @@ class MemorizationProbe:
             check_positive(max_seconds, "max_seconds")
         _check_fraction(target_accuracy, "target_accuracy")
         check_int_range(seed, "seed", low=0)
+
         self.model = model
         self.num_classes = num_classes
         self.conditions = tuple(conditions)
@@ -362,16 +373,14 @@ class MemorizationProbe:
         return MemorizationResult(results, self.num_classes, self.target_accuracy)
 
     def _fresh_model(self) -> nn.Module:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            if isinstance(self.model, nn.Module):
-                model = copy.deepcopy(self.model)
-                _reinitialize(model)
-            else:
-                model = self.model()
-                if not isinstance(model, nn.Module):
-                    raise TypeError(f"The `model` factory must return a torch.nn.Module, got "
-                                    f"{type(model).__name__}.")
+        if isinstance(self.model, nn.Module):
+            model = copy.deepcopy(self.model)
+            _reinitialize(model)
+        else:
+            model = self.model()
+            if not isinstance(model, nn.Module):
+                raise TypeError(f"The `model` factory must return a torch.nn.Module, got "
+                                f"{type(model).__name__}.")
         return model.train()
 
     def _train_copy(
@@ -382,9 +391,30 @@ class MemorizationProbe:
         true_labels: torch.Tensor,
         bar: tqdm,
     ) -> ConditionResult:
-        model = self._fresh_model()
-        first = next(iter(model.parameters()), None)
-        device = first.device if first is not None else inputs.device
+        # The copy is built and trained on a forked RNG seeded with `seed`: every copy starts
+        # from the same weights and draws the same dropout masks, and the caller's RNG state is
+        # left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = self._fresh_model()
+            first = next(iter(model.parameters()), None)
+            device = first.device if first is not None else inputs.device
+            cuda_devices = [device] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda_devices):
+                if cuda_devices:
+                    torch.cuda.manual_seed(self.seed)
+                return self._fit(model, device, name, inputs, labels, true_labels, bar)
+
+    def _fit(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        name: str,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        true_labels: torch.Tensor,
+        bar: tqdm,
+    ) -> ConditionResult:
         inputs, labels = inputs.to(device), labels.to(device)
         optimizer = self.optimizer(model.parameters())
         order_generator = self._generator("order")

@@ -2,10 +2,10 @@
 
 The network is the PyTorch port of the TensorFlow Inception graph of 2015-12-05 that the FID
 paper (Heusel et al., NeurIPS 2017) used and that pytorch-fid 0.3 and torch-fidelity 0.4
-reproduce. It differs from torchvision's ImageNet Inception v3 in three places: the average
+reproduce. It differs from torchvision's ImageNet Inception v3 in three places. The average
 pools inside the A, C and first E blocks leave the zero padding out of the mean (TensorFlow's
-behaviour), the last E block pools with a max instead of an average, and the classifier has
-1008 outputs. Parameter names follow torchvision's layout, so the pytorch-fid checkpoint
+behaviour). The last E block pools with a max instead of an average. The classifier has 1008
+outputs. Parameter names follow torchvision's layout, so the pytorch-fid checkpoint
 ``pt_inception-2015-12-05-6726825d.pth`` loads as it is.
 
 Nothing here downloads. The weights file is looked up, in order, at the ``weights_path``
@@ -29,7 +29,8 @@ from andante_metrics.utilities.checks import check_in_choices, check_tensor
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_ENV_VAR = "ANDANTE_FID_WEIGHTS"
 INPUT_SIZE = 299
-Resize = Literal["bilinear", "none"]
+Resize = Literal["bilinear", "tf1-bilinear", "none"]
+_RESIZE_CHOICES = ("bilinear", "tf1-bilinear", "none")
 
 
 def _checkpoint_dir() -> Path:
@@ -46,14 +47,17 @@ def find_inception_weights(weights_path: str | os.PathLike | None = None) -> Pat
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"`weights_path` {str(path)!r} does not exist or is not a file.")
+            raise FileNotFoundError(
+                f"`weights_path` {str(path)!r} does not exist or is not a file."
+            )
         return path
     from_env = os.environ.get(WEIGHTS_ENV_VAR)
     if from_env:
         path = Path(from_env).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
-                f"${WEIGHTS_ENV_VAR} points to {str(path)!r}, which does not exist or is not a file."
+                f"${WEIGHTS_ENV_VAR} points to {str(path)!r}, which does not exist or is not a "
+                f"file."
             )
         return path
     path = _checkpoint_dir() / WEIGHTS_FILENAME
@@ -199,6 +203,24 @@ class _BlockE(nn.Module):
         return torch.cat([one, three, double, self.branch_pool(pooled)], 1)
 
 
+def _resize_axis_tf1(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """Resize one axis as TensorFlow 1's ``resize_bilinear`` with ``align_corners=False``.
+
+    Output pixel ``i`` samples the input at ``i * in / out`` (no half-pixel offset), between
+    pixels ``floor`` and ``floor + 1`` clipped to the last one.
+    """
+    length = x.shape[dim]
+    # TensorFlow computes the scale and the positions in float32; so does this, to match it.
+    scale = torch.tensor(length / size, dtype=torch.float32, device=x.device)
+    position = torch.arange(size, dtype=torch.float32, device=x.device) * scale
+    low = position.floor().long()
+    high = (low + 1).clamp(max=length - 1)
+    weight_shape = [1] * x.ndim
+    weight_shape[dim] = size
+    weight = (position - low).to(x.dtype).reshape(weight_shape)
+    return x.index_select(dim, low) * (1 - weight) + x.index_select(dim, high) * weight
+
+
 def preprocess_images(
     images: torch.Tensor, *, quantize: bool = True, resize: Resize = "bilinear"
 ) -> torch.Tensor:
@@ -213,14 +235,15 @@ def preprocess_images(
             [0, 1]. One channel is repeated to three.
         quantize: round float images to the 256 levels of uint8 first, as saving them to PNG
             would, so float and uint8 copies of an image give the same features.
-        resize: ``"bilinear"`` (reference) or ``"none"`` (feed the size as it is; the network
-            needs at least 75 x 75).
+        resize: ``"bilinear"`` (reference, as pytorch-fid), ``"tf1-bilinear"`` (the sampling
+            grid of TensorFlow 1's ``resize_bilinear``, which the original TensorFlow FID code
+            and torch-fidelity use) or ``"none"`` (the network needs at least 75 x 75 then).
 
     Returns:
         ``(N, 3, 299, 299)`` float32 (or ``(N, 3, H, W)`` with ``resize="none"``).
     """
     check_tensor(images, "images", ndim=4, dtype="number")
-    check_in_choices(resize, "resize", ("bilinear", "none"))
+    check_in_choices(resize, "resize", _RESIZE_CHOICES)
     if images.shape[1] not in (1, 3):
         raise ValueError(
             f"`images` must have 1 or 3 channels (N, C, H, W), got shape {tuple(images.shape)}."
@@ -245,8 +268,12 @@ def preprocess_images(
         )
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
-    if resize == "bilinear" and tuple(x.shape[-2:]) != (INPUT_SIZE, INPUT_SIZE):
-        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    if resize != "none" and tuple(x.shape[-2:]) != (INPUT_SIZE, INPUT_SIZE):
+        if resize == "bilinear":
+            x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
+                              align_corners=False)
+        else:
+            x = _resize_axis_tf1(_resize_axis_tf1(x, INPUT_SIZE, 2), INPUT_SIZE, 3)
     return 2.0 * x - 1.0
 
 
@@ -295,7 +322,7 @@ class FIDInceptionV3(_InceptionNetwork):
         resize: see :func:`preprocess_images`.
 
     Raises:
-        FileNotFoundError: no weights file found; the message says where to put it.
+        FileNotFoundError: no weights file found; the message names the folder to copy it to.
 
     The weights are loaded with ``torch.load(..., weights_only=True)``. The 1008-way classifier
     of the checkpoint is not used and not kept. The network is put in eval mode and its
@@ -309,7 +336,7 @@ class FIDInceptionV3(_InceptionNetwork):
         quantize: bool = True,
         resize: Resize = "bilinear",
     ) -> None:
-        check_in_choices(resize, "resize", ("bilinear", "none"))
+        check_in_choices(resize, "resize", _RESIZE_CHOICES)
         path = find_inception_weights(weights_path)
         super().__init__()
         self.quantize = quantize

@@ -1,4 +1,4 @@
-"""Perturbation scores of an attribution: deletion and insertion curves, faithfulness correlation."""
+"""Perturbation scores of attributions: deletion and insertion curves, faithfulness correlation."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from andante_metrics.interpretability._core import (
     check_grad_mode,
     check_inputs,
     check_options,
+    chunk_size,
     clean_scores,
+    differing_units,
     eval_mode,
     make_baseline,
     masked_scores,
+    pearson_rows,
     predicted_or_checked_target,
     sample_generators,
     unit_map,
@@ -65,7 +68,7 @@ def perturbation_curve(
     patch_size: int = 1,
     score: Score = "probability",
     blur_sigma: float = 1.0,
-    max_batch: int = 1024,
+    max_batch: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Compute deletion or insertion curves of attributions (Petsiuk et al., RISE, BMVC 2018).
 
@@ -82,7 +85,8 @@ def perturbation_curve(
     Units: for images ``(N, C, H, W)`` a unit is a ``patch_size`` square of pixels over all
     channels (edge patches may be smaller); for other shapes ``(N, *)`` a unit is one element.
 
-    Cost: ``S + 1`` forward passes per sample, evaluated ``max_batch`` copies at a time.
+    Cost: at most ``S + 1`` forward passes per sample, evaluated ``max_batch`` copies at a
+    time; a step that only perturbs units equal to the baseline reuses the previous score.
 
     Args:
         model: the classifier; it runs in ``eval()`` mode, its previous mode restored.
@@ -97,7 +101,8 @@ def perturbation_curve(
         patch_size: the side of a unit in pixels (images only).
         score: ``"probability"`` (softmax) or ``"logit"`` of the target class.
         blur_sigma: the standard deviation of the blur baseline, in pixels.
-        max_batch: the largest number of perturbed copies in one forward pass.
+        max_batch: the largest number of perturbed copies in one forward pass; None takes at most
+            512 copies and 2**22 input elements.
 
     Returns:
         ``(fractions, curves)``: ``(S + 1,)`` step fractions and ``(N, S + 1)`` float64 scores.
@@ -121,7 +126,8 @@ def perturbation_curve(
     if steps is not None:
         check_int_range(steps, "steps", low=1)
     check_positive(blur_sigma, "blur_sigma")
-    check_int_range(max_batch, "max_batch", low=1)
+    if max_batch is not None:
+        check_int_range(max_batch, "max_batch", low=1)
 
     units = unit_map(inputs.shape[1:], patch_size, inputs.device)
     relevance = unit_relevance(attributions, units)
@@ -134,7 +140,19 @@ def perturbation_curve(
     with eval_mode(model):
         target, _ = predicted_or_checked_target(model, inputs, target)
         fill = make_baseline(inputs, baseline, blur_sigma)
-        curves = masked_scores(model, inputs, fill, replaced, units, target, score, max_batch)
+        # A step whose newly perturbed units all equal the baseline leaves the copy as it was
+        # at the step before, so it reuses that score instead of running the model.
+        step_of_unit = torch.searchsorted(counts, ranks, right=True)
+        changed = torch.zeros(len(inputs), len(counts), dtype=torch.long, device=inputs.device)
+        changed.scatter_reduce_(1, step_of_unit, differing_units(inputs, fill, units).long(),
+                                reduce="amax")
+        changed = changed.bool()
+        changed[:, 0] = True
+        curves = masked_scores(model, inputs, fill, replaced, units, target, score,
+                               chunk_size(max_batch, inputs), evaluate=changed)
+    positions = torch.arange(len(counts), device=inputs.device).expand_as(changed)
+    last_evaluated = torch.where(changed, positions, 0).cummax(dim=1).values
+    curves = curves.gather(1, last_evaluated)
     fractions = torch.arange(len(counts), dtype=torch.float64) / (len(counts) - 1)
     return fractions, curves
 
@@ -179,7 +197,7 @@ def faithfulness_correlation(
     blur_sigma: float = 1.0,
     seed: int = 0,
     subset_indices: torch.Tensor | None = None,
-    max_batch: int = 1024,
+    max_batch: int | None = None,
 ) -> torch.Tensor:
     r"""Compute the faithfulness correlation of attributions (Bhatt et al., IJCAI 2020).
 
@@ -194,9 +212,9 @@ def faithfulness_correlation(
     exactly 1. A sample whose masses or drops are all equal has an undefined correlation: NaN.
 
     The subsets come from a generator seeded by ``seed`` and the sample's bytes, so the value
-    does not depend on batching; ``subset_indices`` ``(N, R, m)`` gives them explicitly.
-    Units, baselines and scores are those of :func:`perturbation_curve`. Cost: ``subsets + 1``
-    forward passes per sample.
+    does not depend on batching. ``subset_indices`` ``(N, R, m)`` gives them explicitly.
+    Units, baselines and scores are those of :func:`perturbation_curve`. Cost: at most
+    ``subsets + 1`` forward passes per sample (a subset equal to the baseline is skipped).
 
     Returns:
         ``(N,)`` float64 correlations in ``[-1, 1]``; higher is better.
@@ -216,7 +234,8 @@ def faithfulness_correlation(
     check_attributions(attributions, inputs)
     check_options(baseline, score, patch_size, inputs)
     check_positive(blur_sigma, "blur_sigma")
-    check_int_range(max_batch, "max_batch", low=1)
+    if max_batch is not None:
+        check_int_range(max_batch, "max_batch", low=1)
     units = unit_map(inputs.shape[1:], patch_size, inputs.device)
     relevance = unit_relevance(attributions, units)
     num_units = relevance.shape[1]
@@ -225,30 +244,28 @@ def faithfulness_correlation(
         check_int_range(subsets, "subsets", low=2)
         size = max(1, num_units // 4) if subset_size is None else subset_size
         check_int_range(size, "subset_size", low=1, high=num_units)
-        subset_indices = _random_subsets(sample_generators(inputs, seed, 1), num_units, subsets, size)
+        generators = sample_generators(inputs, seed, 1)
+        subset_indices = _random_subsets(generators, num_units, subsets, size)
     elif subset_indices.ndim != 3 or subset_indices.shape[0] != len(inputs):
         raise ValueError(
             f"`subset_indices` must have shape (N, R, m) with N={len(inputs)}, got "
             f"{tuple(subset_indices.shape)}."
         )
     subset_indices = subset_indices.to(inputs.device)
-    replaced = torch.zeros(*subset_indices.shape[:2], num_units, dtype=torch.bool, device=inputs.device)
+    replaced = torch.zeros(
+        *subset_indices.shape[:2], num_units, dtype=torch.bool, device=inputs.device
+    )
     replaced.scatter_(2, subset_indices, True)
 
     with eval_mode(model):
         target, _ = predicted_or_checked_target(model, inputs, target)
         fill = make_baseline(inputs, baseline, blur_sigma)
-        drops = clean_scores(model, inputs, target, score, max_batch)[:, None] - masked_scores(
-            model, inputs, fill, replaced, units, target, score, max_batch
-        )
+        chunk = chunk_size(max_batch, inputs)
+        clean = clean_scores(model, inputs, target, score, chunk)
+        # A subset of units that all equal the baseline leaves the input unchanged: drop 0.
+        changes = (replaced & differing_units(inputs, fill, units)[:, None, :]).any(dim=2)
+        perturbed = masked_scores(model, inputs, fill, replaced, units, target, score, chunk,
+                                  evaluate=changes)
+        drops = torch.where(changes, clean[:, None] - perturbed, 0.0)
     masses = (relevance[:, None, :] * replaced).sum(dim=2)
     return pearson_rows(masses, drops)
-
-
-def pearson_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Return the Pearson correlation of each row pair of ``(N, R)`` tensors, NaN when constant."""
-    a = a.double() - a.double().mean(dim=1, keepdim=True)
-    b = b.double() - b.double().mean(dim=1, keepdim=True)
-    denominator = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
-    numerator = (a * b).sum(dim=1)
-    return torch.where(denominator > 0, numerator / denominator, torch.nan)

@@ -11,21 +11,27 @@ device, clipped to the valid range. ``severity`` is an int from 0 to 5, and seve
 unchanged copy of the input. Random corruptions take a ``generator``: one ``torch.Generator``,
 or a sequence with one generator per sample, so the same seed gives the same output.
 
-Blur radii are in pixels, as ImageNet-C defines them for 224x224 images. On much smaller images the same radius removes far more detail. ``pixel_scale``
+Blur radii are in pixels, as ImageNet-C defines them for 224x224 images. On much smaller images
+the same radius removes far more detail. ``pixel_scale``
 multiplies the blur radii (for example ``pixel_scale=H / 224``) when a caller wants the
 ImageNet-C blur relative to the image size instead.
+
+NOTE: the tests run on CPU only. On CUDA the noise is drawn on the CPU and moved, and JPEG is
+coded on the CPU, but that path has not been run.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.io import decode_jpeg, encode_jpeg
+from PIL import Image
 
-from andante_metrics.robustness._random import GeneratorArg, draw
+from andante_metrics.robustness._noise_seeds import GeneratorArg, draw
 from andante_metrics.utilities.checks import check_in_choices, check_int_range, check_positive
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -59,10 +65,10 @@ def _check_images(images: torch.Tensor) -> None:
 def _apply(
     images: torch.Tensor, severity: int, transform: Callable[[torch.Tensor, int], torch.Tensor]
 ) -> torch.Tensor:
-    """Run ``transform(x, severity)`` on a float (N, C, H, W) copy in [0, 1] and restore the input format.
+    """Run ``transform(x, severity)`` on a float (N, C, H, W) copy in [0, 1]; restore the format.
 
-    ``uint8`` images are scaled to [0, 1] in float32 and rounded back; floating-point images are
-    transformed in their own dtype (float16 and bfloat16 in float32, for precision).
+    ``uint8`` images are scaled to [0, 1] in float32 and rounded back. Floating-point images are
+    transformed in their own dtype, except float16 and bfloat16, which go through float32.
     """
     _check_images(images)
     check_int_range(severity, "severity", low=0, high=5)
@@ -128,7 +134,7 @@ def shot_noise(
 def impulse_noise(
     images: torch.Tensor, severity: int, *, generator: GeneratorArg = None
 ) -> torch.Tensor:
-    r"""Set a fraction of the values to 0 or 1 (salt-and-pepper noise, salt and pepper equally likely).
+    r"""Set a fraction of the values to 0 or 1 (salt-and-pepper noise, both equally likely).
 
     The fraction is 0.03, 0.06, 0.09, 0.17, 0.27 for severities 1 to 5 (ImageNet-C). Each value
     of each channel is hit independently, as scikit-image's ``random_noise(mode="s&p")`` does.
@@ -153,6 +159,22 @@ def _filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out.reshape(n, c, h, w)
 
 
+def _filter_matrix(size: int, kernel: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Return the ``(size, size)`` matrix that convolves an axis with a 1-D ``kernel``.
+
+    Taps that fall outside the axis are moved to the nearest edge pixel, which is the same as
+    padding by repeating the edge pixels. Applying the blur as a matrix product is much faster
+    on CPU than a one-channel ``conv2d``.
+    """
+    radius = len(kernel) // 2
+    rows = torch.arange(size).repeat_interleave(len(kernel))
+    offsets = torch.arange(-radius, radius + 1).repeat(size)
+    columns = (rows + offsets).clamp(0, size - 1)
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    matrix.index_put_((rows, columns), kernel.repeat(size), accumulate=True)
+    return matrix.to(device=x.device, dtype=x.dtype)
+
+
 def _gaussian_kernel_1d(sigma: float, radius: int) -> torch.Tensor:
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
     weights = torch.exp(-0.5 * (offsets / sigma) ** 2)
@@ -171,7 +193,9 @@ def gaussian_blur(images: torch.Tensor, severity: int, *, pixel_scale: float = 1
     def transform(x: torch.Tensor, level: int) -> torch.Tensor:
         sigma = GAUSSIAN_BLUR_SIGMA[level - 1] * pixel_scale
         kernel = _gaussian_kernel_1d(sigma, max(1, math.ceil(4 * sigma)))
-        return _filter(_filter(x, kernel[None, :]), kernel[:, None])
+        rows = _filter_matrix(x.shape[-2], kernel, x)
+        columns = _filter_matrix(x.shape[-1], kernel, x)
+        return rows @ x @ columns.T
 
     return _apply(images, severity, transform)
 
@@ -237,40 +261,80 @@ def brightness(images: torch.Tensor, severity: int) -> torch.Tensor:
     return _apply(images, severity, transform)
 
 
+def _box_resize_matrix(
+    source: int, target: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """Return the ``(target, source)`` matrix of box-filter resampling along one axis.
+
+    Output pixel ``o`` averages the input pixels whose centers lie within its box, a window of
+    ``max(s, 1)`` input pixels centered on ``(o + 0.5) s`` with ``s = source / target``. This is
+    PIL's ``BOX`` resampling: a partition into blocks when shrinking, nearest neighbor when
+    enlarging.
+    """
+    scale = source / target
+    centers = (torch.arange(target, dtype=torch.float64) + 0.5) * scale
+    offsets = (torch.arange(source, dtype=torch.float64)[None, :] + 0.5 - centers[:, None])
+    offsets = offsets / max(scale, 1.0)
+    inside = ((offsets > -0.5) & (offsets <= 0.5)).double()
+    return (inside / inside.sum(dim=1, keepdim=True)).to(device=device, dtype=dtype)
+
+
+def _box_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    rows = _box_resize_matrix(x.shape[-2], size[0], x.dtype, x.device)
+    columns = _box_resize_matrix(x.shape[-1], size[1], x.dtype, x.device)
+    return rows @ x @ columns.T
+
+
 def pixelate(images: torch.Tensor, severity: int) -> torch.Tensor:
-    r"""Downsample by box averaging to a fraction :math:`f` of the size, then upsample by nearest.
+    r"""Resize down to a fraction :math:`f` of the size and back up, both with a box filter.
 
     :math:`f` = 0.6, 0.5, 0.4, 0.3, 0.25 for severities 1 to 5 (ImageNet-C); the reduced size
-    is :math:`\max(1, \mathrm{round}(f H)) \times \max(1, \mathrm{round}(f W))`.
+    is :math:`\max(1, \lfloor f H \rfloor) \times \max(1, \lfloor f W \rfloor)`. The box filter
+    averages the input pixels whose centers fall inside each output pixel (PIL's ``BOX``
+    resampling, which ImageNet-C uses). On an 8x8 image severities 1 and 2 both give 4x4 and
+    severities 4 and 5 both 2x2.
     """
 
     def transform(x: torch.Tensor, level: int) -> torch.Tensor:
         factor = PIXELATE_FACTOR[level - 1]
         h, w = x.shape[-2:]
-        small_size = (max(1, round(factor * h)), max(1, round(factor * w)))
-        small = F.adaptive_avg_pool2d(x, small_size)
-        return F.interpolate(small, size=(h, w), mode="nearest")
+        small = _box_resize(x, (max(1, int(factor * h)), max(1, int(factor * w))))
+        return _box_resize(small, (h, w))
 
     return _apply(images, severity, transform)
 
 
-def jpeg_compression(images: torch.Tensor, severity: int) -> torch.Tensor:
-    r"""Encode as JPEG and decode again (libjpeg through ``torchvision.io``).
+def _jpeg_round_trip(plane: np.ndarray, quality: int) -> np.ndarray:
+    """Encode one ``(H, W)`` or ``(H, W, 3)`` uint8 array as JPEG at ``quality`` and decode it."""
+    buffer = io.BytesIO()
+    Image.fromarray(plane).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded)
 
-    JPEG quality 25, 18, 15, 10, 7 for severities 1 to 5 (ImageNet-C). Images are quantised to
-    uint8 and coded on the CPU. One- and three-channel images are coded as grayscale and RGB
-    JPEGs; any other channel count is coded one channel at a time as grayscale. JPEG works on
-    8x8 pixel blocks, so an image of 8x8 pixels or less is a single block whose detail the
-    quantisation removes; upsample small images first to see the block artifacts of ImageNet-C.
+
+def jpeg_compression(images: torch.Tensor, severity: int) -> torch.Tensor:
+    r"""Encode as JPEG and decode again with Pillow (libjpeg, default 4:2:0 chroma subsampling).
+
+    JPEG quality 25, 18, 15, 10, 7 for severities 1 to 5 (ImageNet-C, which also uses Pillow).
+    Images are quantised to uint8 and coded on the CPU, one image at a time. One- and
+    three-channel images are coded as grayscale and RGB JPEGs; any other channel count is coded
+    one channel at a time as grayscale. JPEG works on 8x8 pixel blocks, so an image of 8x8
+    pixels or less is a single block whose detail the quantisation removes; upsample small
+    images first to see the block artifacts of ImageNet-C.
     """
 
     def transform(x: torch.Tensor, level: int) -> torch.Tensor:
         quality = JPEG_QUALITY[level - 1]
         n, c, h, w = x.shape
         as_bytes = (x.detach() * 255.0).round().clamp(0, 255).to(torch.uint8).cpu()
-        planes = list(as_bytes) if c in (1, 3) else list(as_bytes.reshape(n * c, 1, h, w))
-        decoded = decode_jpeg(encode_jpeg(planes, quality=quality))
-        out = torch.stack(decoded).reshape(n, c, h, w)
+        if c == 3:
+            planes = as_bytes.permute(0, 2, 3, 1).numpy()
+        else:
+            planes = as_bytes.reshape(n * c, h, w).numpy()
+        coded = np.stack([_jpeg_round_trip(plane, quality) for plane in planes])
+        out = torch.from_numpy(coded)
+        out = out.permute(0, 3, 1, 2) if c == 3 else out.reshape(n, c, h, w)
         return out.to(device=x.device, dtype=x.dtype) / 255.0
 
     return _apply(images, severity, transform)

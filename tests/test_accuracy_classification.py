@@ -236,3 +236,15 @@ def test_calibration_metrics_share_state_shape():
 def test_functional_and_constructor_errors(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_probabilities_are_accepted(scores, dtype):
+    # Rows of rounded probabilities sum to 1 only within the dtype's rounding error.
+    logits, labels = scores
+    probs = logits.softmax(dim=1).to(dtype)
+    reference = negative_log_likelihood(
+        probs.double(), labels, num_classes=NUM_CLASSES, input="probs"
+    )
+    value = negative_log_likelihood(probs, labels, num_classes=NUM_CLASSES, input="probs")
+    assert float(value) == pytest.approx(float(reference))

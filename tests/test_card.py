@@ -68,3 +68,39 @@ def test_table_row_width_is_checked():
 def test_unknown_figure_kind_is_rejected():
     with pytest.raises(ValueError, match="`kind` must be one of"):
         KPICard().add_figure("accuracy", "t", "pie", {})
+
+
+def test_figure_data_is_checked_before_writing():
+    with pytest.raises(ValueError, match=r"lacks the data key\(s\) \['series'\]"):
+        KPICard().add_figure("accuracy", "f", "line", {"x": [1]})
+
+
+def test_invalid_kpi_metadata_and_values_raise():
+    card = KPICard()
+    with pytest.raises(
+        TypeError, match=r"`higher_is_better` must be True, False or None, got 'yes'"
+    ):
+        card.add_kpi("accuracy", "a", 1.0, unit="fraction", higher_is_better="yes")
+    with pytest.raises(TypeError, match=r"`metric` must be an andante_metrics KPIMetric"):
+        card.add_metric("x", object(), 0.5)
+    with pytest.raises(TypeError, match=r"got object"):
+        card.add_kpi("accuracy", "a", object(), unit="", higher_is_better=None)
+
+
+def test_devices_and_paths_are_written_as_strings(tmp_path):
+    import torch
+
+    card = KPICard(model={"device": torch.device("cpu"), "dtype": torch.float32})
+    data = json.loads(card.to_json(tmp_path / "c.json").read_text())
+    assert data["model"] == {"device": "cpu", "dtype": "torch.float32"}
+
+
+def test_non_object_json_is_rejected_with_the_file_name(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"list.json'.*must be a JSON object"):
+        KPICard.from_json(path)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(ValueError, match=r"bad.json' is not valid JSON"):
+        KPICard.from_json(bad)

@@ -9,6 +9,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from andante_metrics import (
+    AUROC,
     BrierScore,
     ExpectedCalibrationError,
     KPICollection,
@@ -230,3 +231,91 @@ def test_state_dict_round_trip_of_collection():
         kpis.update(*batch)
         resumed.update(*batch)
     assert torch.equal(resumed.compute()["accuracy"]["top1"], kpis.compute()["accuracy"]["top1"])
+
+
+def test_failed_forward_keeps_accumulated_state():
+    kpis = KPICollection({"auroc": AUROC(num_classes=3, input="logits")})
+    gen = torch.Generator().manual_seed(0)
+    preds = torch.randn(30, 3, generator=gen)
+    target = torch.arange(30) % 3
+    kpis(preds, target)
+    before = kpis.compute()["accuracy"]["auroc"]
+    with pytest.raises(ValueError, match="AUROC is undefined"):
+        kpis(preds[:2], torch.tensor([1, 1]))  # a batch of one class has no AUROC
+    assert torch.equal(kpis.compute()["accuracy"]["auroc"], before)
+
+
+def test_update_that_feeds_no_metric_raises():
+    kpis = KPICollection({"top1": TopKAccuracy(num_classes=C)})
+    preds, _ = _batches(1)[0]
+    with pytest.raises(
+        TypeError, match=r"complete no metric's inputs: top1 needs \['preds', 'target'\]"
+    ):
+        kpis.update(preds)
+
+
+def test_forward_reports_every_shared_state_member():
+    kpis = KPICollection(
+        {
+            "ece": ExpectedCalibrationError(num_classes=C, input="logits"),
+            "mce": MaxCalibrationError(num_classes=C, input="logits"),
+        },
+        shared_state=[["ece", "mce"]],
+    )
+    preds, target = _batches(1)[0]
+    values = kpis(preds, target)["accuracy"]
+    assert set(values) == {"ece", "mce"}
+    assert float(values["mce"]) == pytest.approx(
+        float(max_calibration_error(preds, target, num_classes=C, input="logits"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"input_map": [("top1", {"preds": "x"})]}, r"`input_map` must be a dict"),
+        ({"input_map": {"top1": {"preds": 3}}}, r"`input_map\['top1'\]` must be a dict of input"),
+        (
+            {"shared_state": ["top1", "top1b"]},
+            r"got the group 'top1'; write shared_state=\[\[...\]\]",
+        ),
+    ],
+)
+def test_invalid_collection_options_raise_type_error(kwargs, match):
+    metrics = {"top1": TopKAccuracy(num_classes=C), "top1b": TopKAccuracy(num_classes=C)}
+    with pytest.raises(TypeError, match=match):
+        KPICollection(metrics, **kwargs)
+
+
+def test_state_dict_of_other_num_classes_is_rejected():
+    saved = TopKAccuracy(num_classes=3)
+    saved.update(torch.eye(3), torch.tensor([0, 1, 2]))
+    with pytest.raises(
+        ValueError,
+        match=r"State `hits` of TopKAccuracy has shape \(5,\), but the "
+        r"state_dict holds shape \(3,\)",
+    ):
+        TopKAccuracy(num_classes=5).load_state_dict(saved.state_dict())
+
+
+def test_state_dict_keeps_integer_counters_and_reports_missing_keys():
+    saved = TopKAccuracy(num_classes=3)
+    saved.update(torch.eye(3), torch.tensor([0, 1, 2]))
+    state = {key: value.float() for key, value in saved.state_dict().items()}
+    loaded = TopKAccuracy(num_classes=3)
+    loaded.load_state_dict(state)
+    assert loaded.hits.dtype == torch.long
+    with pytest.raises(RuntimeError, match="Missing key"):
+        TopKAccuracy(num_classes=3).load_state_dict({}, strict=True)
+
+
+def test_metric_without_area_cannot_be_instantiated():
+    class _NoArea(KPIMetric):
+        def update(self, x):
+            pass
+
+        def compute(self):
+            return 0
+
+    with pytest.raises(TypeError, match="must set the class attributes `kpi_area`"):
+        _NoArea()

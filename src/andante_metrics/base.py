@@ -73,9 +73,68 @@ class KPIMetric(Metric):
         """Register a state like ``torchmetrics.Metric.add_state``, persistent by default."""
         super().add_state(name, default, dist_reduce_fx=dist_reduce_fx, persistent=persistent)
 
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
-        loaded = any(prefix + key in state_dict for key in self._defaults)
-        super()._load_from_state_dict(state_dict, prefix, *args)
+    def __init__(self, **kwargs: Any) -> None:
+        if not self.kpi_area or not isinstance(self.unit, str):
+            raise TypeError(
+                f"{type(self).__name__} must set the class attributes `kpi_area` (one of "
+                f"{', '.join(KPI_AREAS)}) and `unit` before it can be instantiated."
+            )
+        super().__init__(**kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Update with a batch and return the batch's own value, like ``torchmetrics.Metric``.
+
+        If the update or the batch value raises, the accumulated state is restored before the
+        error propagates, so a rejected batch never wipes what was seen before.
+        """
+        saved = self._copy_state_dict()
+        count, computed, on_cpu = self._update_count, self._computed, self.compute_on_cpu
+        try:
+            return super().forward(*args, **kwargs)
+        except Exception:
+            for name, value in saved.items():
+                setattr(self, name, value)
+            self._update_count, self._computed, self.compute_on_cpu = count, computed, on_cpu
+            self._is_synced = False
+            self._should_unsync = True
+            self._to_sync = self.sync_on_compute
+            self._enable_grad = False
+            raise
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict,
+        prefix: str,
+        local_metadata: dict,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        loaded = False
+        for key, default in self._defaults.items():
+            name = prefix + key
+            if name not in state_dict:
+                if self._persistent.get(key, False):
+                    missing_keys.append(name)
+                continue
+            loaded = True
+            value = state_dict[name]
+            if isinstance(default, torch.Tensor) and isinstance(value, torch.Tensor):
+                # States sized at construction (per-class counts, histograms) must keep their
+                # shape; empty or scalar defaults may be sized by the first update.
+                if default.numel() > 1 and value.shape != default.shape:
+                    raise ValueError(
+                        f"State `{key}` of {type(self).__name__} has shape "
+                        f"{tuple(default.shape)}, but the state_dict holds shape "
+                        f"{tuple(value.shape)}; build the metric with the options it was saved "
+                        f"with (for example the same num_classes)."
+                    )
+                if default.numel() > 0:
+                    state_dict[name] = value.to(dtype=default.dtype)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         if loaded:
             # Loaded state counts as updated, so compute() on a resumed metric does not warn
             # that update() was never called.

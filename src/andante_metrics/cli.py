@@ -49,9 +49,12 @@ def _compare(args: argparse.Namespace) -> int:
     from andante_metrics.report import KPICard, compare_cards, render_comparison_html
 
     cards = [KPICard.from_json(path) for path in args.cards]
-    labels = (
-        args.labels.split(",") if args.labels else [Path(p).parent.name or p for p in args.cards]
-    )
+    if args.labels:
+        labels = args.labels.split(",")
+    else:
+        labels = [Path(p).parent.name or p for p in args.cards]
+        if len(set(labels)) < len(labels):
+            labels = [str(p) for p in args.cards]
     comparison = compare_cards(cards, labels=labels, baseline=args.baseline)
     out = Path(args.out)
     out.write_text(render_comparison_html(comparison))
@@ -82,18 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="render one KPI card JSON as a self-contained HTML page")
     report.add_argument("card", help="path of a kpi_card.json")
-    report.add_argument("--out", default="kpi_card.html", help="HTML file to write")
+    report.add_argument(
+        "--out", default="kpi_card.html", help="HTML file to write (default: kpi_card.html)"
+    )
     report.set_defaults(handler=_report)
 
     compare = sub.add_parser(
         "compare", help="put several KPI cards side by side in one HTML page, best value marked"
     )
     compare.add_argument("cards", nargs="+", help="paths of two or more kpi_card.json files")
-    compare.add_argument("--out", default="comparison.html", help="HTML file to write")
+    compare.add_argument(
+        "--out", default="comparison.html", help="HTML file to write (default: comparison.html)"
+    )
     compare.add_argument(
         "--labels",
         default="",
-        help="comma-separated column names (default: each card's folder name)",
+        help="comma-separated column names (default: each card's folder name, or its path when "
+        "two folders share a name)",
     )
     compare.add_argument(
         "--baseline",

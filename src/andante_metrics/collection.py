@@ -87,28 +87,49 @@ class KPICollection(nn.Module):
             )
         return inputs
 
-    def _calls(self, inputs: dict[str, Any]):
+    def _calls(self, inputs: dict[str, Any], *, include_followers: bool = False):
         for name, metric in self.metrics.items():
-            if name in self._followers:
+            if name in self._followers and not include_followers:
                 continue
             route = self._routes[name]
             if all(source in inputs for _, source in route):
                 yield name, metric, {arg: inputs[source] for arg, source in route}
 
+    def _no_metric_updated(self, inputs: dict[str, Any]) -> TypeError:
+        needs = "; ".join(
+            f"{name} needs {[source for _, source in route]}"
+            for name, route in self._routes.items()
+        )
+        return TypeError(
+            f"KPICollection got inputs {sorted(inputs)}, which complete no metric's inputs: "
+            f"{needs}. Pass every input of at least one metric."
+        )
+
     def update(self, *args: Any, **kwargs: Any) -> None:
-        """Update every metric whose inputs are all present in this call."""
+        """Update every metric whose inputs are all present in this call.
+
+        A call that completes no metric's inputs raises ``TypeError``. Metrics are updated one
+        after another: if one raises on the batch, those before it keep the batch.
+        """
         inputs = self._route(args, kwargs)
-        for _, metric, metric_kwargs in self._calls(inputs):
+        calls = list(self._calls(inputs))
+        if not calls:
+            raise self._no_metric_updated(inputs)
+        for _, metric, metric_kwargs in calls:
             metric.update(**metric_kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> dict[str, dict[str, Any]]:
         """Update like :meth:`update` and return the values of this batch alone, nested by area.
 
-        Metrics that share a declared state report the batch value of their group leader's state.
+        Every metric, including the members of a declared ``shared_state`` group, reports the
+        value of this batch under its own definition.
         """
         inputs = self._route(args, kwargs)
+        calls = list(self._calls(inputs, include_followers=True))
+        if not calls:
+            raise self._no_metric_updated(inputs)
         result: dict[str, dict[str, Any]] = {}
-        for name, metric, metric_kwargs in self._calls(inputs):
+        for name, metric, metric_kwargs in calls:
             result.setdefault(metric.kpi_area, {})[name] = metric(**metric_kwargs)
         return result
 
@@ -227,7 +248,19 @@ def _name_metrics(metrics: Mapping[str, KPIMetric] | Sequence[KPIMetric]) -> dic
 def _check_input_map(
     input_map: Mapping[str, Mapping[str, str]], named: Mapping[str, KPIMetric]
 ) -> dict[str, dict[str, str]]:
+    if not isinstance(input_map, Mapping):
+        raise TypeError(
+            f"`input_map` must be a dict of metric name to {{input: source}} dict, got "
+            f"{type(input_map).__name__}."
+        )
     for name, renames in input_map.items():
+        if not isinstance(renames, Mapping) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in renames.items()
+        ):
+            raise TypeError(
+                f"`input_map[{name!r}]` must be a dict of input name to source name (strings), "
+                f"got {renames!r}."
+            )
         if name not in named:
             raise ValueError(
                 f"`input_map` names metric {name!r}, which is not in the collection "
@@ -246,7 +279,14 @@ def _check_shared_state(
     groups: Iterable[Sequence[str]], named: Mapping[str, KPIMetric]
 ) -> dict[str, str]:
     followers: dict[str, str] = {}
+    if isinstance(groups, (str, bytes)):
+        raise TypeError(f"`shared_state` must be a list of lists of metric names, got {groups!r}.")
     for group in groups:
+        if isinstance(group, (str, bytes)):
+            raise TypeError(
+                f"`shared_state` must be a list of lists of metric names, got the group "
+                f"{group!r}; write shared_state=[[...]] with one inner list per group."
+            )
         group = list(group)
         if len(group) < 2:
             raise ValueError(f"`shared_state` groups need at least two metric names, got {group}.")

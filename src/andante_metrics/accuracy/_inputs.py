@@ -16,8 +16,9 @@ from andante_metrics.utilities.checks import (
 
 InputKind = Literal["logits", "probs"]
 INPUT_KINDS = ("logits", "probs")
-# Rows of class probabilities must sum to 1 within this tolerance (float32 softmax error is far
-# below it, while a tensor of logits passed as probabilities is far above it).
+# Rows of class probabilities must sum to 1 within this tolerance, or within 8 machine epsilons of
+# the input dtype when that is larger (bfloat16 rounds each probability to about 3 digits). The
+# rounding error of a softmax is far below it, while logits passed as probabilities are far above.
 _PROB_SUM_TOL = 1e-3
 
 
@@ -42,6 +43,7 @@ def to_probabilities(preds: torch.Tensor, input_kind: str) -> torch.Tensor:
     that happen to lie in [0, 1] would otherwise be read as probabilities.
     """
     check_in_choices(input_kind, "input", INPUT_KINDS)
+    tolerance = max(_PROB_SUM_TOL, 8 * torch.finfo(preds.dtype).eps)
     preds = preds.double()
     if input_kind == "logits":
         return preds.softmax(dim=1)
@@ -53,7 +55,7 @@ def to_probabilities(preds: torch.Tensor, input_kind: str) -> torch.Tensor:
         )
     if preds.numel():
         worst = float((preds.sum(dim=1) - 1.0).abs().max())
-        if worst > _PROB_SUM_TOL:
+        if worst > tolerance:
             raise ValueError(
                 f"`preds` rows must sum to 1 with input='probs', got a row that is off by "
                 f"{worst:.4g}; pass input='logits' for unnormalised scores."

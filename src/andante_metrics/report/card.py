@@ -15,6 +15,13 @@ import torch
 
 SCHEMA_VERSION = 1
 FIGURE_KINDS = ("line", "bar", "heatmap", "reliability", "image")
+_FIGURE_KEYS = {
+    "line": ("series",),
+    "bar": ("labels", "values"),
+    "heatmap": ("rows", "columns", "values"),
+    "reliability": ("bin_lower", "bin_upper", "accuracy"),
+    "image": ("images",),
+}
 _LIBRARIES = (
     "andante-metrics",
     "torch",
@@ -33,7 +40,8 @@ def to_plain(value: Any) -> Any:
     """Convert tensors, numpy values and non-finite floats into JSON-ready Python values.
 
     NaN and infinities become the strings ``"nan"``, ``"inf"`` and ``"-inf"``, because JSON has
-    no number for them; :func:`from_plain` reads them back.
+    no number for them. A card keeps its values in this form, also after :meth:`KPICard.from_json`;
+    :func:`from_plain` turns one such value back into a float.
     """
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu()
@@ -50,7 +58,14 @@ def to_plain(value: Any) -> Any:
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
-    return value
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (torch.device, torch.dtype, os.PathLike)):
+        return str(value)
+    raise TypeError(
+        f"A KPI card value must be a number, string, bool, None, tensor, or a list or dict of "
+        f"these; got {type(value).__name__} ({value!r}). Convert it before adding it."
+    )
 
 
 def from_plain(value: Any) -> Any:
@@ -114,6 +129,12 @@ class KPICard:
         **extra: Any,
     ) -> None:
         """Add one KPI value with its unit, its better direction and a one-line definition."""
+        if higher_is_better not in (True, False, None):
+            raise TypeError(
+                f"`higher_is_better` must be True, False or None, got {higher_is_better!r}."
+            )
+        if not isinstance(unit, str):
+            raise TypeError(f"`unit` must be a string, got {unit!r}.")
         entry = {
             "value": to_plain(value),
             "unit": unit,
@@ -125,6 +146,11 @@ class KPICard:
 
     def add_metric(self, name: str, metric: Any, value: Any, *, description: str = "") -> None:
         """Add a value computed by a KPI metric, taking area, unit and direction from it."""
+        if not hasattr(metric, "kpi_metadata"):
+            raise TypeError(
+                f"`metric` must be an andante_metrics KPIMetric (or its class), got "
+                f"{type(metric).__name__}; use add_kpi() to give area, unit and direction."
+            )
         meta = metric.kpi_metadata()
         self.add_kpi(
             meta["area"],
@@ -166,6 +192,12 @@ class KPICard:
         """
         if kind not in FIGURE_KINDS:
             raise ValueError(f"`kind` must be one of {', '.join(FIGURE_KINDS)}, got {kind!r}.")
+        missing = [key for key in _FIGURE_KEYS[kind] if key not in data]
+        if missing:
+            raise ValueError(
+                f"Figure {title!r} of kind {kind!r} lacks the data key(s) {missing}; a {kind} "
+                f"figure needs {list(_FIGURE_KEYS[kind])}."
+            )
         self._area(area)["figures"].append({"title": title, "kind": kind, "data": to_plain(data)})
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,6 +221,11 @@ class KPICard:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KPICard:
         """Read a card from the data :meth:`to_dict` wrote; other schema versions raise."""
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"A KPI card must be a JSON object with a schema_version, got "
+                f"{type(data).__name__}."
+            )
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(
@@ -210,7 +247,14 @@ class KPICard:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"KPI card file {str(path)!r} not found.")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"KPI card file {str(path)!r} is not valid JSON: {err}.") from err
+        try:
+            return cls.from_dict(data)
+        except ValueError as err:
+            raise ValueError(f"KPI card file {str(path)!r}: {err}") from err
 
     def to_markdown(self, *, figure_files: dict[tuple[str, int], str] | None = None) -> str:
         """Return the card as Markdown: a summary of every KPI, then one section per area.
@@ -226,7 +270,9 @@ class KPICard:
 def format_value(value: Any) -> str:
     """Format a KPI value for a table cell: 4 significant digits, dicts as key=value pairs."""
     value = from_plain(value)
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):

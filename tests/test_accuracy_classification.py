@@ -117,6 +117,14 @@ def test_auroc_single_class_raises():
         auroc(torch.tensor([0.1, 0.5]), torch.tensor([1, 1]), input="probs")
 
 
+def test_auroc_empty_inputs_raise():
+    match = r"`preds` and `target` hold no samples \(`target` has shape \(0,\)\)"
+    with pytest.raises(ValueError, match=match):
+        auroc(torch.zeros(0), torch.zeros(0, dtype=torch.long), input="probs")
+    with pytest.raises(ValueError, match=match):
+        auroc(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), num_classes=3, input="logits")
+
+
 def test_auroc_absent_class_left_out_with_warning():
     preds = torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1]])
     labels = torch.tensor([0, 1, 0, 1])

@@ -256,11 +256,32 @@ def test_dice_relates_to_iou(maps):
             ValueError,
             r"`target` contains no position to score",
         ),
+        (
+            {},
+            (torch.zeros(0, 4, 4, dtype=torch.long), torch.zeros(0, 4, 4, dtype=torch.long)),
+            ValueError,
+            r"`target` contains no position to score \(it is empty",
+        ),
+        (
+            {"aggregate": "per_image"},
+            (torch.zeros(0, 4, 4, dtype=torch.long), torch.zeros(0, 4, 4, dtype=torch.long)),
+            ValueError,
+            r"`target` contains no position to score \(it is empty",
+        ),
     ],
 )
 def test_bad_inputs_raise(kwargs, args, error, match):
     with pytest.raises(error, match=match):
         iou(*args, num_classes=3, **kwargs)
+
+
+def test_empty_batch_adds_nothing():
+    # An update with zero images leaves the state as it was: the IoU of the one identical map is 1.
+    metric = IoU(num_classes=3)
+    metric.update(torch.zeros(0, 4, 4, dtype=torch.long), torch.zeros(0, 4, 4, dtype=torch.long))
+    labels = torch.tensor([[[0, 1], [2, 2]]])
+    metric.update(labels, labels)
+    assert float(metric.compute()) == 1.0
 
 
 @pytest.mark.parametrize(

@@ -158,6 +158,35 @@ def test_throughput_errors():
         measure_throughput(nn.Linear(2, 2), torch.zeros(0, 2), batch_size=1)
     with pytest.raises(TypeError, match=r"`model` must be a torch.nn.Module, got str"):
         measure_throughput("net", torch.zeros(3, 2), batch_size=1)
+    with pytest.raises(TypeError, match=r"`model` must be a torch.nn.Module, got function; pass"):
+        measure_throughput(lambda a: a, torch.zeros(4, 3), batch_size=2)
+
+
+def test_throughput_median_of_two_repeats():
+    """Repeats of 0.4 s and 0.6 s: the median is their mean, 0.5 s, so 10 / 0.5 = 20 per second."""
+    result = measure_throughput(nn.Linear(2, 2), torch.zeros(10, 2), batch_size=5, repeats=2,
+                                timer=_StepClock([0.4, 0.0, 0.6, 0.0]))
+    assert result["seconds"] == pytest.approx(0.5)
+    assert result["samples_per_second"] == pytest.approx(20.0)
+
+
+def test_wrong_input_shape_names_inputs():
+    """A (4, 3) batch fed to nn.Linear(2, 2) fails inside the model; the error names `inputs`."""
+    match = r"`inputs` of shape \(1, 3\).*batch dimension first"
+    with pytest.raises(ValueError, match=match) as raised:
+        Latency(nn.Linear(2, 2), warmup=0).update(torch.zeros(4, 3))
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    with pytest.raises(ValueError, match=r"`inputs` of shape \(2, 3\).*batch dimension first"):
+        measure_throughput(nn.Linear(2, 2), torch.zeros(4, 3), batch_size=2)
+    with pytest.raises(ValueError, match=r"`inputs` of shape \(4, 3\).*batch dimension first"):
+        count_macs(nn.Linear(2, 2), torch.zeros(4, 3))
+    with pytest.raises(ValueError, match=r"`inputs` of shapes \(\(4, 3\)\)"):
+        peak_activation_memory(nn.Linear(2, 2), (torch.zeros(4, 3),))
+
+
+def test_latency_rejects_function():
+    with pytest.raises(TypeError, match=r"`model` must be a torch.nn.Module, got function"):
+        Latency(lambda a: a)
 
 
 # Early exit --------------------------------------------------------------------------------

@@ -57,9 +57,13 @@ def test_chance_normalization_below_chance_and_tensor():
     torch.testing.assert_close(value, torch.tensor([0.5]))
 
 
-def test_chance_normalization_rejects_one_class():
+def test_chance_normalization_bad_inputs():
     with pytest.raises(ValueError, match="`num_classes` must be at least 2, got 1"):
         chance_normalized_accuracy(0.5, 1)
+    with pytest.raises(ValueError, match=r"`accuracy` must hold accuracies in \[0, 1\]"):
+        chance_normalized_accuracy(float("nan"), 10)
+    with pytest.raises(ValueError, match=r"`accuracy` must hold accuracies in \[0, 1\]"):
+        chance_normalized_accuracy(torch.tensor([0.5, 1.5]), 10)
 
 
 # --- random labels and inputs ---------------------------------------------------------------
@@ -119,6 +123,19 @@ def test_gaussian_pixels_match_mean_and_std():
     assert out.shape == inputs.shape
     assert abs(float(out.mean() - inputs.mean())) < 0.01
     assert abs(float(out.std() - inputs.std())) < 0.01
+
+
+
+def test_pixel_transforms_reject_bad_batches():
+    generator = torch.Generator().manual_seed(0)
+    match = r"`inputs` must have shape \(N, \.\.\.\) with N >= 1 samples.*got shape \({shape}\)"
+    for transform in (shuffle_pixels, random_pixels, gaussian_pixels):
+        with pytest.raises(ValueError, match=match.format(shape="0, 3")):
+            transform(torch.zeros(0, 3), generator=generator)
+        with pytest.raises(ValueError, match=match.format(shape="5,")):
+            transform(torch.zeros(5), generator=generator)
+    with pytest.raises(ValueError, match=r"at least two values to estimate a standard deviation"):
+        gaussian_pixels(torch.zeros(1, 1), generator=generator)
 
 
 # --- the probe ------------------------------------------------------------------------------
@@ -349,6 +366,12 @@ def test_probe_rejects_bad_model_and_data():
         probe.run(torch.zeros(64), labels)
     with pytest.raises(ValueError, match=r"`labels` is empty"):
         probe.run(torch.zeros(0, 8), labels[:0])
+    with pytest.raises(TypeError, match=r"factory called without arguments, got a callable "
+                                         r"with signature \(x\)"):
+        MemorizationProbe(lambda x: x, num_classes=2, max_epochs=1)
+    # _mlp() takes 8 features; 5 features fail inside nn.Linear with a torch RuntimeError.
+    with pytest.raises(ValueError, match=r"`inputs` of shape \(\d+, 5\) \(mat1 and mat2"):
+        probe.run(inputs[:, :5], labels)
 
 
 @pytest.mark.slow

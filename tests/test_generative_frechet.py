@@ -107,6 +107,11 @@ def test_frechet_accepts_numpy_and_float32():
             TypeError,
             r"`mu1` must be a torch.Tensor",
         ),
+        (
+            (torch.zeros(0), torch.zeros(0, 0), torch.zeros(0), torch.zeros(0, 0)),
+            ValueError,
+            r"`mu1` is empty \(shape \(0,\)\); pass the mean and covariance of at least one",
+        ),
     ],
 )
 def test_frechet_rejects_bad_inputs(args, error, match):

@@ -173,6 +173,15 @@ def test_kde_diagonal_equals_written_out_sum():
     assert float(actual) == pytest.approx(expected, rel=1e-10)
 
 
+def test_kde_bandwidth_factor_rejects_bad_sizes():
+    with pytest.raises(ValueError, match=r"`n` must be at least 1, got 0"):
+        kde_bandwidth_factor(0, 2)
+    with pytest.raises(ValueError, match=r"`d` must be at least 1, got 0"):
+        kde_bandwidth_factor(10, 0)
+    with pytest.raises(ValueError, match=r"`bandwidth` must be one of 'scott', 'silverman'"):
+        kde_bandwidth_factor(10, 2, "sott")
+
+
 def test_kde_singular_covariance_error():
     reference, samples = _pair(10, n=20, m=5, dim=3)
     reference[:, 2] = 1.0

@@ -21,6 +21,7 @@ from andante_metrics.interpretability import (
     max_sensitivity,
     model_randomization_check,
     perturbation_curve,
+    randomized_copy,
 )
 
 
@@ -310,3 +311,57 @@ def test_skipped_steps_match_naive_loop():
             copy.scatter_(1, order[:, :step], 0.0)
             expected[:, step] = model(copy).gather(1, t[:, None]).squeeze(1)
     torch.testing.assert_close(curves, expected)
+
+
+# Bad models and inputs.
+
+
+def _identity(model, inputs, target):
+    return inputs
+
+
+def test_scores_reject_function_as_model():
+    x, attributions = _inputs(2, 8), _inputs(2, 8, seed=2)
+    match = r"`model` must be a torch.nn.Module, got function; pass the module itself"
+    calls = [
+        lambda: infidelity(lambda a: a, x, attributions),
+        lambda: max_sensitivity(lambda a: a, x, _identity),
+        lambda: perturbation_curve(lambda a: a, x, attributions),
+        lambda: faithfulness_correlation(lambda a: a, x, attributions),
+        lambda: model_randomization_check(lambda a: a, x, _identity),
+        lambda: randomized_copy(lambda a: a),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match=match):
+            call()
+    with pytest.raises(TypeError, match=r"`randomized_model` must be a torch.nn.Module"):
+        model_randomization_check(_linear(), x, _identity, randomized_model=lambda a: a)
+
+
+def test_scores_name_inputs_on_shape_mismatch():
+    # _linear() takes 8 features; 5 features fail inside nn.Linear with a torch RuntimeError.
+    x = _inputs(2, 5)
+    match = r"`inputs` of shape \(2, 5\) \(mat1 and mat2 shapes cannot be multiplied"
+    calls = [
+        lambda: infidelity(_linear(), x, x),
+        lambda: perturbation_curve(_linear(), x, x),
+        lambda: faithfulness_correlation(_linear(), x, x),
+        lambda: gradient_attribution(_linear(), x, _targets(2)),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=match) as raised:
+            call()
+        assert isinstance(raised.value.__cause__, RuntimeError)
+
+
+def test_gradient_attribution_rejects_empty_inputs():
+    with pytest.raises(ValueError, match=r"`inputs` must have shape \(N, \.\.\.\) with N >= 1"):
+        gradient_attribution(_linear(), torch.zeros(0, 8, dtype=torch.float64),
+                             torch.zeros(0, dtype=torch.long))
+
+
+def test_curve_area_rejects_nan_and_non_tensor():
+    with pytest.raises(ValueError, match=r"`curves` contains 1 NaN or infinite value"):
+        curve_area(torch.tensor([[0.1, float("nan")]]))
+    with pytest.raises(TypeError, match=r"`curves` must be a torch.Tensor, got \[1.0, 0.0\]"):
+        curve_area([1.0, 0.0])

@@ -37,10 +37,31 @@ def test_seed_spread_equals_direct_computation():
     assert spread["twice"].mean == pytest.approx(9.0)
 
 
-def test_single_seed_has_infinite_interval():
-    spread = summarize_over_seeds([0.5])
-    assert spread.std == 0.0
-    assert spread.ci_low == -np.inf and spread.ci_high == np.inf
+def test_single_seed_raises():
+    with pytest.raises(ValueError, match=r"at least two values .* got \[0\.5\]"):
+        summarize_over_seeds([0.5])
+    with pytest.raises(ValueError, match=r"`seeds` must hold at least two seeds .* got \[7\]"):
+        seed_spread(lambda seed: {"kpi": 1.0}, [7], progress=False)
+
+
+def test_seed_spread_rejects_duplicate_seeds():
+    with pytest.raises(ValueError, match=r"`seeds` lists \[0\] more than once"):
+        seed_spread(lambda seed: {"kpi": 1.0}, [0, 0], progress=False)
+    with pytest.raises(ValueError, match=r"`seeds` lists \[1, 2\] more than once"):
+        seed_spread(lambda seed: {"kpi": 1.0}, [2, 1, 0, 1, 2], progress=False)
+
+
+def test_seed_spread_rejects_non_scalar_kpi():
+    with pytest.raises(TypeError, match=r"KPI 'acc' as a Tensor of shape \(3,\); return one"):
+        seed_spread(lambda seed: {"acc": torch.zeros(3)}, [0, 1], progress=False)
+    with pytest.raises(TypeError, match=r"KPI 'acc' as str \('high'\); return one number"):
+        seed_spread(lambda seed: {"acc": "high"}, [0, 1], progress=False)
+
+
+def test_seed_spread_accepts_one_element_tensors():
+    # Reference: the mean of 0 and 1 (the seeds themselves) is 0.5.
+    spread = seed_spread(lambda seed: {"kpi": torch.tensor([float(seed)])}, [0, 1], progress=False)
+    assert spread["kpi"].mean == pytest.approx(0.5)
 
 
 def test_seed_spread_rejects_changing_kpi_names():

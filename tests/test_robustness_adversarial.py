@@ -253,6 +253,27 @@ def test_metric_model_not_module():
         AdversarialRobustness("resnet", budgets=[0.1])
 
 
+def test_attacks_name_images_on_shape_mismatch():
+    # nn.Linear(6, 2) takes 6 features; 4 features fail inside it with a torch RuntimeError.
+    model = nn.Linear(6, 2).double()
+    images = torch.rand(3, 4, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 0])
+    match = r"`images` of shape \(3, 4\) \(mat1 and mat2 shapes cannot be multiplied"
+    with pytest.raises(ValueError, match=match):
+        fgsm(model, images, labels, eps=0.1)
+    with pytest.raises(ValueError, match=match):
+        pgd(model, images, labels, eps=0.1, steps=1)
+    with pytest.raises(ValueError, match=match) as raised:
+        robust_accuracy(model, images, labels, budgets=[0.1], steps=1)
+    assert isinstance(raised.value.__cause__, RuntimeError)
+
+
+def test_attack_rejects_function_as_model():
+    images, labels = torch.rand(3, 4, dtype=torch.float64), torch.tensor([0, 1, 0])
+    with pytest.raises(TypeError, match=r"`model` must be a torch.nn.Module, got function; pass"):
+        fgsm(lambda a: a, images, labels, eps=0.1)
+
+
 def test_attack_bad_options():
     model, images, labels = _small_cnn_batch()
     with pytest.raises(ValueError, match=r"`eps` must be a finite number at least 0, got -0.1"):

@@ -400,6 +400,10 @@ def test_summary_zero_baseline_warns():
 
 
 def test_summary_bad_inputs():
+    with pytest.raises(ValueError, match=r"`errors` contains 2 NaN or infinite value\(s\)"):
+        corruption_error_summary(torch.tensor([[0.1, float("nan")], [float("inf"), 0.2]]), 0.0)
+    with pytest.raises(ValueError, match=r"`baseline_clean_error` contains 1 NaN"):
+        corruption_error_summary(torch.zeros(1, 2), 0.0, torch.ones(1, 2), float("nan"))
     with pytest.raises(ValueError, match=r"`errors` must have shape \(K, S\), got \(3,\)"):
         corruption_error_summary(torch.zeros(3), 0.0)
     with pytest.raises(ValueError, match="`baseline_clean_error` is missing"):
@@ -407,6 +411,16 @@ def test_summary_bad_inputs():
     expected = r"`baseline_errors` must have the shape.*\(1, 2\).*\(2, 2\)"
     with pytest.raises(ValueError, match=expected):
         corruption_error_summary(torch.zeros(1, 2), 0.0, torch.zeros(2, 2), 0.0)
+
+
+def test_wrong_image_shape_names_images():
+    # The model expects 16 features per image; (1, 3, 3) images give 9 and fail inside nn.Linear.
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    match = r"`images` of shape \(2, 1, 3, 3\) \(mat1 and mat2 shapes cannot be multiplied"
+    with pytest.raises(ValueError, match=match):
+        corruption_robustness(model, _images((2, 1, 3, 3)), torch.tensor([0, 1]),
+                              metric=TopKAccuracy(num_classes=3), corruptions=["contrast"],
+                              severities=[1])
 
 
 def test_non_scalar_metric_rejected():

@@ -143,7 +143,7 @@ def auroc(
     ``input`` says whether ``preds`` are ``"logits"`` (sigmoid or softmax is applied) or
     ``"probs"``; it is never decided from the value range. A class with no positive or no
     negative sample has no AUROC: it is left out of the mean with a warning (NaN with
-    ``average="none"``), and data with a single class raises ``ValueError``.
+    ``average="none"``), and data with a single class or no sample raises ``ValueError``.
 
     Source: scikit-learn's ``roc_auc_score`` (``multi_class="ovr"``), which the tests match.
 
@@ -154,6 +154,11 @@ def auroc(
     """
     _check_options(num_classes, average)
     probs, labels = _auroc_update(preds, target, num_classes, input)
+    if labels.numel() == 0:
+        raise ValueError(
+            f"`preds` and `target` hold no samples (`target` has shape {tuple(target.shape)}); "
+            f"AUROC needs at least one positive and one negative sample."
+        )
     return _auroc_compute(probs, labels, num_classes, average)
 
 

@@ -145,8 +145,10 @@ def _overlap_update(
     pred_class = _to_class_indices(preds, target, num_classes, input_kind, aggregate)
     check_labels_in_range(target, num_classes, "target", ignore_index=ignore_index)
     images = target.shape[0]
-    target = target.long().reshape(images, -1)
-    pred_class = pred_class.reshape(images, -1)
+    # Explicit position count so that an empty batch (N = 0) reshapes too, unlike reshape(0, -1).
+    positions = math.prod(target.shape[1:])
+    target = target.long().reshape(images, positions)
+    pred_class = pred_class.reshape(images, positions)
     if ignore_index is None:
         keep = torch.ones_like(target, dtype=torch.bool)
     else:

@@ -11,14 +11,14 @@ from torch import nn
 
 from andante_metrics.efficiency._dispatch import Recorder, buffers_restored
 from andante_metrics.efficiency.macs import _call_model
+from andante_metrics.utilities.checks import check_module
 
 MIB = 2**20
 """Bytes in one mebibyte (MiB); footprint sizes are reported in bytes and MiB, never MB."""
 
 
 def _check_model(model: Any) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    check_module(model)
 
 
 def _bytes_by_dtype(tensors: list[torch.Tensor]) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -10,7 +11,12 @@ from torch import nn
 from torchmetrics.utilities.data import dim_zero_cat
 
 from andante_metrics.base import KPIMetric
-from andante_metrics.utilities.checks import check_int_range, check_tensor
+from andante_metrics.utilities.checks import (
+    call_model_on,
+    check_int_range,
+    check_module,
+    check_tensor,
+)
 
 Timer = Callable[[], float]
 PERCENTILES = (50, 90, 99)
@@ -32,7 +38,7 @@ def _timed_forward(model: nn.Module, inputs: torch.Tensor, timer: Timer) -> floa
     device = inputs.device
     _synchronize(device)
     start = timer()
-    model(inputs)
+    call_model_on(model, inputs)
     _synchronize(device)
     return timer() - start
 
@@ -74,8 +80,7 @@ class Latency(KPIMetric):
         self, model: nn.Module, *, warmup: int = 5, timer: Timer = time.perf_counter, **kwargs
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+        check_module(model)
         check_int_range(warmup, "warmup", low=0)
         # Kept in a list so the model is not registered as a submodule: its weights are not
         # metric state and must not enter the metric's state_dict.
@@ -102,7 +107,7 @@ class Latency(KPIMetric):
             with torch.no_grad():
                 if not self._warmed_up:
                     for _ in range(self.warmup):
-                        model(inputs[:1])
+                        call_model_on(model, inputs[:1])
                     self._warmed_up = True
                 times = [
                     _timed_forward(model, inputs[i : i + 1], self.timer) for i in range(len(inputs))
@@ -143,8 +148,7 @@ def measure_throughput(
         >>> result["batch_size"], result["samples"]
         (5, 10)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    check_module(model)
     check_tensor(inputs, "inputs")
     check_int_range(batch_size, "batch_size", low=1)
     check_int_range(repeats, "repeats", low=1)
@@ -159,18 +163,18 @@ def measure_throughput(
     try:
         with torch.no_grad():
             for _ in range(warmup):
-                model(inputs[:batch_size])
+                call_model_on(model, inputs[:batch_size])
             totals = []
             for _ in range(repeats):
                 _synchronize(device)
                 start = timer()
                 for begin in range(0, len(inputs), batch_size):
-                    model(inputs[begin : begin + batch_size])
+                    call_model_on(model, inputs[begin : begin + batch_size])
                 _synchronize(device)
                 totals.append(timer() - start)
     finally:
         model.train(was_training)
-    median = sorted(totals)[len(totals) // 2]
+    median = statistics.median(totals)
     return {
         "samples_per_second": len(inputs) / median if median > 0 else float("inf"),
         "batch_size": batch_size,

@@ -19,7 +19,7 @@ from torch import nn
 
 from andante_metrics.base import KPIMetric
 from andante_metrics.efficiency._dispatch import Recorder, Recording, buffers_restored
-from andante_metrics.utilities.checks import check_tensor
+from andante_metrics.utilities.checks import call_model_on, check_module, check_tensor
 from andante_metrics.utilities.logging import get_logger
 
 _LOG = get_logger("efficiency")
@@ -116,11 +116,11 @@ class MACCount:
 
 def _call_model(model: nn.Module, inputs: Any) -> Any:
     if isinstance(inputs, torch.Tensor):
-        return model(inputs)
+        return call_model_on(model, inputs)
     if isinstance(inputs, Mapping):
-        return model(**inputs)
+        return call_model_on(model, inputs, lambda m, kwargs: m(**kwargs))
     if isinstance(inputs, (tuple, list)):
-        return model(*inputs)
+        return call_model_on(model, inputs, lambda m, args: m(*args))
     raise TypeError(
         f"`inputs` must be a tensor, a tuple of positional arguments or a dict of keyword "
         f"arguments, got {type(inputs).__name__}."
@@ -142,8 +142,7 @@ def _to_result(recording: Recording) -> MACCount:
 def _record_forward(
     model: nn.Module, inputs: Any, **recorder_options: Any
 ) -> tuple[Recording, Any]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    check_module(model)
     recorder = Recorder(model, **recorder_options)
     with buffers_restored(model), torch.no_grad(), recorder:
         output = _call_model(model, inputs)
@@ -229,8 +228,7 @@ class MACsPerSample(KPIMetric):
 
     def __init__(self, model: nn.Module, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+        check_module(model)
         # Kept in a list so that the model's weights stay out of the metric's state_dict.
         self._model = [model]
         self.add_state("total_macs", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")

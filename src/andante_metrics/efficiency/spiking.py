@@ -36,6 +36,7 @@ from torch import nn
 from andante_metrics.base import KPIMetric
 from andante_metrics.efficiency._dispatch import Recorder, buffers_restored
 from andante_metrics.efficiency.macs import _batch_size, _call_model
+from andante_metrics.utilities.checks import check_module
 
 aten = torch.ops.aten
 
@@ -160,8 +161,7 @@ def count_synaptic_operations(
         >>> cost.spikes["0"], cost.synops["1"]  # 2 spikes, each reaching 3 outputs
         (2, 6)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    check_module(model)
     _check_neuron_types(neuron_types)
     spikes: dict[str, int] = defaultdict(int)
     neurons: dict[str, int] = defaultdict(int)
@@ -212,8 +212,7 @@ class SynapticOperations(KPIMetric):
         self, model: nn.Module, *, neuron_types: tuple[type[nn.Module], ...], **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+        check_module(model)
         _check_neuron_types(neuron_types)
         self._model = [model]
         self.neuron_types = neuron_types

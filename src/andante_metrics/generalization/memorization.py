@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -37,6 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from andante_metrics.utilities.checks import (
+    call_model_on,
     check_finite,
     check_in_choices,
     check_int_range,
@@ -66,13 +68,19 @@ def chance_normalized_accuracy(
 
     .. math:: f = \frac{a - 1/K}{1 - 1/K}
 
-    Accuracies below chance give negative values.
+    Accuracies below chance give negative values. An accuracy outside [0, 1] or NaN raises
+    ``ValueError``.
 
     Example:
         >>> chance_normalized_accuracy(0.1, 10), chance_normalized_accuracy(1.0, 10)
         (0.0, 1.0)
     """
     check_int_range(num_classes, "num_classes", low=2)
+    values = torch.as_tensor(accuracy, dtype=torch.float64)
+    if not bool(((values >= 0.0) & (values <= 1.0)).all()):
+        raise ValueError(
+            f"`accuracy` must hold accuracies in [0, 1] (NaN is rejected), got {accuracy!r}."
+        )
     chance = 1.0 / num_classes
     return (accuracy - chance) / (1.0 - chance)
 
@@ -102,8 +110,20 @@ def corrupt_labels(
     return torch.where(replace, random, labels.cpu()).to(labels.device, labels.dtype)
 
 
+def _check_sample_batch(inputs: torch.Tensor) -> None:
+    """Check a ``(N, ...)`` batch with at least one sample and one feature per sample."""
+    check_tensor(inputs, "inputs")
+    if inputs.ndim < 2 or inputs.numel() == 0:
+        raise ValueError(
+            f"`inputs` must have shape (N, ...) with N >= 1 samples and at least one feature "
+            f"each, got shape {tuple(inputs.shape)}; add a feature dimension to 1-D data with "
+            f"`inputs[:, None]`."
+        )
+
+
 def shuffle_pixels(inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
     """Apply one random permutation of the features (dimensions after the first) to all samples."""
+    _check_sample_batch(inputs)
     flat = inputs.reshape(len(inputs), -1)
     order = torch.randperm(flat.shape[1], generator=generator).to(inputs.device)
     return flat[:, order].reshape(inputs.shape)
@@ -111,6 +131,7 @@ def shuffle_pixels(inputs: torch.Tensor, *, generator: torch.Generator) -> torch
 
 def random_pixels(inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
     """Apply an independent random permutation of the features to each sample."""
+    _check_sample_batch(inputs)
     flat = inputs.reshape(len(inputs), -1)
     order = torch.rand(flat.shape, generator=generator).argsort(dim=1).to(inputs.device)
     return flat.gather(1, order).reshape(inputs.shape)
@@ -119,8 +140,15 @@ def random_pixels(inputs: torch.Tensor, *, generator: torch.Generator) -> torch.
 def gaussian_pixels(inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
     """Draw inputs from a normal distribution with the data's overall mean and standard deviation.
 
-    A single mean and standard deviation over all samples and features are used.
+    A single mean and standard deviation over all samples and features are used, so ``inputs``
+    needs at least two values.
     """
+    _check_sample_batch(inputs)
+    if inputs.numel() < 2:
+        raise ValueError(
+            f"`inputs` must hold at least two values to estimate a standard deviation, got shape "
+            f"{tuple(inputs.shape)}."
+        )
     noise = torch.randn(inputs.shape, generator=generator, dtype=torch.float64)
     mean, std = inputs.double().mean(), inputs.double().std()
     return (noise * std.cpu() + mean.cpu()).to(inputs.device, inputs.dtype)
@@ -284,6 +312,8 @@ class MemorizationProbe:
                 f"`model` must be a torch.nn.Module or a callable returning one, got "
                 f"{type(model).__name__}."
             )
+        if not isinstance(model, nn.Module):
+            _check_factory(model)
         check_int_range(num_classes, "num_classes", low=2)
 
         for condition in conditions:
@@ -443,7 +473,7 @@ class MemorizationProbe:
             order = torch.randperm(len(labels), generator=order_generator).to(device)
             for begin in range(0, len(labels), self.batch_size):
                 index = order[begin : begin + self.batch_size]
-                loss = self.loss_fn(model(inputs[index]), labels[index])
+                loss = self.loss_fn(call_model_on(model, inputs[index]), labels[index])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -501,12 +531,28 @@ def _reinitialize(model: nn.Module) -> None:
         )
 
 
+def _check_factory(factory: Callable[..., object]) -> None:
+    """Raise ``TypeError`` when a model factory cannot be called without arguments."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # Some built-in callables expose no signature; calling them will tell.
+    try:
+        signature.bind()
+    except TypeError:
+        raise TypeError(
+            f"`model` must be a torch.nn.Module or a factory called without arguments, got a "
+            f"callable with signature {signature}; pass the module itself or a zero-argument "
+            f"function such as `lambda: MyNet()`."
+        ) from None
+
+
 @torch.no_grad()
 def _train_accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
     model.eval()
     hits = 0
     for begin in range(0, len(labels), 512):
-        logits = model(inputs[begin : begin + 512])
+        logits = call_model_on(model, inputs[begin : begin + 512])
         hits += int((logits.argmax(dim=1) == labels[begin : begin + 512]).sum())
     model.train()
     return hits / len(labels)

@@ -33,11 +33,15 @@ def _check_pair(reference: torch.Tensor, samples: torch.Tensor, names: tuple[str
     return reference, samples
 
 
-def _check_kde_options(bandwidth: Any, covariance: str) -> None:
+def _check_bandwidth(bandwidth: Any) -> None:
     if isinstance(bandwidth, str):
         check_in_choices(bandwidth, "bandwidth", ("scott", "silverman"))
     else:
         check_positive(bandwidth, "bandwidth")
+
+
+def _check_kde_options(bandwidth: Any, covariance: str) -> None:
+    _check_bandwidth(bandwidth)
     check_in_choices(covariance, "covariance", ("full", "diagonal", "isotropic"))
 
 
@@ -46,7 +50,11 @@ def kde_bandwidth_factor(n: int, d: int, bandwidth: Bandwidth | float = "scott")
 
     Scott's rule :math:`n^{-1/(d+4)}` and Silverman's rule :math:`(n (d+2) / 4)^{-1/(d+4)}`
     are the rules of ``scipy.stats.gaussian_kde``; a number is returned as it is.
+    ``n`` (samples) and ``d`` (dimensions) must be at least 1.
     """
+    check_int_range(n, "n", low=1)
+    check_int_range(d, "d", low=1)
+    _check_bandwidth(bandwidth)
     if bandwidth == "scott":
         return n ** (-1.0 / (d + 4))
     if bandwidth == "silverman":

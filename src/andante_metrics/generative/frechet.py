@@ -43,6 +43,10 @@ def _check_gaussians(mu1, sigma1, mu2, sigma2) -> tuple[torch.Tensor, ...]:
     mu1, mu2 = _as_float64(mu1, "mu1", 1), _as_float64(mu2, "mu2", 1)
     sigma1, sigma2 = _as_float64(sigma1, "sigma1", 2), _as_float64(sigma2, "sigma2", 2)
     d = mu1.shape[0]
+    if d == 0:
+        raise ValueError(
+            "`mu1` is empty (shape (0,)); pass the mean and covariance of at least one feature."
+        )
     for name, shape, expected in (("mu2", tuple(mu2.shape), (d,)),
                                   ("sigma1", tuple(sigma1.shape), (d, d)),
                                   ("sigma2", tuple(sigma2.shape), (d, d))):

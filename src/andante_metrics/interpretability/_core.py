@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from andante_metrics.utilities.checks import (
+    call_model_on,
     check_finite,
     check_in_choices,
     check_int_range,
@@ -144,7 +145,7 @@ def predicted_or_checked_target(
 ) -> tuple[torch.Tensor, int]:
     """Return the target class per sample (the predicted one when ``target`` is None)."""
     with torch.no_grad():
-        outputs = model(inputs)
+        outputs = call_model_on(model, inputs)
     outputs = outputs.reshape(len(inputs), -1)
     num_outputs = outputs.shape[1]
     if target is None:

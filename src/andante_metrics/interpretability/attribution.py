@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from andante_metrics.interpretability._core import AttributeFn, score_outputs
+from andante_metrics.interpretability._core import AttributeFn, check_inputs, score_outputs
+from andante_metrics.utilities.checks import call_model_on
 
 
 def gradient_attribution(
@@ -35,9 +36,10 @@ def gradient_attribution(
         >>> gradient_attribution(model, torch.ones(1, 2), torch.zeros(1, dtype=torch.long))
         tensor([[3., 3.]])
     """
+    check_inputs(inputs)
     with torch.enable_grad():
         leaf = inputs.detach().clone().requires_grad_(True)
-        selected = score_outputs(model(leaf), target, "logit")
+        selected = score_outputs(call_model_on(model, leaf), target, "logit")
         (grad,) = torch.autograd.grad(selected.sum(), leaf)
     return grad.to(inputs.dtype)
 

@@ -22,6 +22,7 @@ from andante_metrics.interpretability._core import (
 from andante_metrics.utilities.checks import (
     check_in_choices,
     check_int_range,
+    check_module,
     check_positive,
     check_tensor,
 )
@@ -76,6 +77,7 @@ def infidelity(
         >>> bool(values.max() < 1e-10)
         True
     """
+    check_module(model)
     check_grad_mode()
     check_inputs(inputs)
     check_attributions(attributions, inputs)
@@ -166,6 +168,7 @@ def max_sensitivity(
         >>> max_sensitivity(model, x, gradient_attribution)  # constant gradients: 0
         tensor([0., 0.], dtype=torch.float64)
     """
+    check_module(model)
     check_grad_mode()
     check_inputs(inputs)
     num = len(inputs)

@@ -26,7 +26,14 @@ from andante_metrics.interpretability._core import (
     unit_map,
     unit_relevance,
 )
-from andante_metrics.utilities.checks import check_in_choices, check_int_range, check_positive
+from andante_metrics.utilities.checks import (
+    check_finite,
+    check_in_choices,
+    check_int_range,
+    check_module,
+    check_positive,
+    check_tensor,
+)
 
 Mode = Literal["deletion", "insertion"]
 Order = Literal["most_relevant_first", "least_relevant_first"]
@@ -117,6 +124,7 @@ def perturbation_curve(
         >>> curve
         tensor([[10.,  6.,  3.,  1.,  0.]], dtype=torch.float64)
     """
+    check_module(model)
     check_grad_mode()
     check_inputs(inputs)
     check_attributions(attributions, inputs)
@@ -167,6 +175,8 @@ def curve_area(curves: torch.Tensor) -> torch.Tensor:
         >>> curve_area(torch.tensor([[1.0, 0.0, 0.0]]))
         tensor([0.2500])
     """
+    check_tensor(curves, "curves", dtype="float")
+    check_finite(curves, "curves")
     steps = curves.shape[-1] - 1
     if steps < 1:
         raise ValueError(f"`curves` must hold at least 2 points, got shape {tuple(curves.shape)}.")
@@ -229,6 +239,7 @@ def faithfulness_correlation(
         >>> torch.allclose(rho, torch.ones(3, dtype=torch.float64))
         True
     """
+    check_module(model)
     check_grad_mode()
     check_inputs(inputs)
     check_attributions(attributions, inputs)

@@ -15,6 +15,7 @@ from andante_metrics.interpretability._core import (
     pearson_rows,
     predicted_or_checked_target,
 )
+from andante_metrics.utilities.checks import check_module
 from andante_metrics.utilities.logging import warn_once
 
 
@@ -26,6 +27,7 @@ def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     so the caller's global random state is restored afterwards. Modules without
     ``reset_parameters`` keep their weights, and a warning names how many there were.
     """
+    check_module(model)
     clone = copy.deepcopy(model)
     devices = [p.device for p in clone.parameters() if p.device.type == "cuda"]
     kept = 0
@@ -98,10 +100,12 @@ def model_randomization_check(
         >>> model_randomization_check(model, x, lambda m, inputs, t: inputs)
         tensor([1., 1., 1.], dtype=torch.float64)
     """
+    check_module(model)
     check_grad_mode()
     check_inputs(inputs)
     if randomized_model is None:
         randomized_model = randomized_copy(model, seed)
+    check_module(randomized_model, "randomized_model")
     with eval_mode(model, randomized_model), torch.enable_grad():
         target, _ = predicted_or_checked_target(model, inputs, target)
         trained = attribute(model, inputs, target).detach().reshape(len(inputs), -1)

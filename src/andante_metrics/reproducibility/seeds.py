@@ -47,7 +47,8 @@ def summarize_over_seeds(values: Sequence[float], *, confidence: float = 0.95) -
     The interval is Student's t interval for the mean,
     :math:`\bar x \pm t_{(1+c)/2,\, n-1}\, s / \sqrt{n}` with :math:`s` the sample standard
     deviation (``ddof=1``). It assumes the runs are independent and roughly normal; with few
-    seeds it is wide, as it should be. One value gives ``std = 0`` and an infinite interval.
+    seeds it is wide, as it should be. The sample standard deviation is undefined for one value,
+    so fewer than two values raise ``ValueError``.
 
     Example:
         >>> s = summarize_over_seeds([0.9, 0.92, 0.94])
@@ -60,11 +61,14 @@ def summarize_over_seeds(values: Sequence[float], *, confidence: float = 0.95) -
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"`values` must be a non-empty list of numbers, got {values!r}.")
+    if array.size < 2:
+        raise ValueError(
+            f"`values` must hold at least two values (one per seed) because the sample standard "
+            f"deviation (ddof=1) is undefined for one, got {values!r}; run at least two seeds."
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"`values` must be finite, got {values!r}.")
     mean = float(array.mean())
-    if array.size == 1:
-        return SeedSpread(mean, 0.0, -math.inf, math.inf, confidence, array.tolist())
     std = float(array.std(ddof=1))
     half = float(stats.t.ppf((1 + confidence) / 2, df=array.size - 1)) * std / math.sqrt(array.size)
     return SeedSpread(mean, std, mean - half, mean + half, confidence, array.tolist())
@@ -81,13 +85,27 @@ def seed_spread(
 
     ``run`` trains and evaluates (or only evaluates) and returns ``{kpi name: value}``; every
     generator is seeded with :func:`seed_everything` before each call. Every run must return
-    the same KPI names.
+    the same KPI names, each with a scalar value (a number or a one-element tensor or array).
+
+    Raises:
+        ValueError: fewer than two seeds, a seed listed twice, or KPI names that change between
+            seeds.
+        TypeError: a KPI value that is not a scalar.
 
     Returns:
         ``{kpi name: SeedSpread}``.
     """
-    if len(seeds) == 0:
-        raise ValueError("`seeds` is empty; pass at least one seed.")
+    if len(seeds) < 2:
+        raise ValueError(
+            f"`seeds` must hold at least two seeds because the sample standard deviation "
+            f"(ddof=1) is undefined for one, got {list(seeds)!r}."
+        )
+    duplicates = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
+    if duplicates:
+        raise ValueError(
+            f"`seeds` lists {duplicates!r} more than once; a repeated seed repeats the same run "
+            f"and shrinks the spread, so pass distinct seeds."
+        )
     results: list[Mapping[str, float]] = []
     for seed in tqdm(list(seeds), desc="seeds", unit="run", disable=not progress):
         seed_everything(seed)
@@ -100,6 +118,26 @@ def seed_spread(
                 f"seed {seeds[0]}; return the same names for every seed."
             )
     return {
-        name: summarize_over_seeds([float(r[name]) for r in results], confidence=confidence)
+        name: summarize_over_seeds(
+            [_scalar_kpi(name, r[name]) for r in results], confidence=confidence
+        )
         for name in names
     }
+
+
+def _scalar_kpi(name: str, value: object) -> float:
+    """Convert one KPI value returned by ``run`` to a float, or raise ``TypeError``."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        if math.prod(value.shape) == 1:
+            return float(value.item())
+        raise TypeError(
+            f"`run` returned KPI {name!r} as a {type(value).__name__} of shape "
+            f"{tuple(value.shape)}; return one number per KPI, for example by reducing it with "
+            f"`.mean()` or by returning each element under its own name."
+        )
+    if not isinstance(value, (int, float, np.number)):
+        raise TypeError(
+            f"`run` returned KPI {name!r} as {type(value).__name__} ({value!r}); return one "
+            f"number per KPI."
+        )
+    return float(value)

@@ -8,14 +8,12 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from andante_metrics.utilities.checks import check_finite, check_tensor
+from andante_metrics.utilities.checks import check_finite, check_module, check_tensor
 
 
 def check_model(model: object, name: str = "model") -> nn.Module:
     """Raise ``TypeError`` unless ``model`` is a ``torch.nn.Module``; return it."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"`{name}` must be a torch.nn.Module, got {type(model).__name__}.")
-    return model
+    return check_module(model, name)
 
 
 def check_unit_images(images: torch.Tensor, name: str = "images") -> None:

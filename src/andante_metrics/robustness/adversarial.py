@@ -28,6 +28,7 @@ from andante_metrics.robustness._noise_seeds import (
     per_sample_generators,
 )
 from andante_metrics.utilities.checks import (
+    call_model_on,
     check_finite,
     check_in_choices,
     check_int_range,
@@ -108,7 +109,8 @@ def _loss_gradient(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor)
     """Return d(summed cross-entropy)/d(inputs); parameters' ``.grad`` stay as they are."""
     inputs = inputs.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = F.cross_entropy(model(inputs), target, reduction="sum")
+        logits = call_model_on(model, inputs, name="images")
+        loss = F.cross_entropy(logits, target, reduction="sum")
         (gradient,) = torch.autograd.grad(loss, inputs)
     return gradient
 
@@ -321,7 +323,7 @@ def _robustness_update(
     check_same_first_dim(images, target, "images", "target")
     target = target.long()
     with evaluating(model), torch.no_grad():
-        logits = model(images)
+        logits = call_model_on(model, images, name="images")
     check_labels_in_range(target, logits.shape[1], "target")
     clean_hits = logits.argmax(dim=1) == target
     keys = content_keys(images) if options["random_start"] and options["attack"] == "pgd" else []

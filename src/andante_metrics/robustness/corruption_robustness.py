@@ -21,6 +21,7 @@ from andante_metrics.robustness.corruptions import (
     corrupt,
 )
 from andante_metrics.utilities.checks import (
+    call_model_on,
     check_in_choices,
     check_int_range,
     check_positive,
@@ -29,6 +30,16 @@ from andante_metrics.utilities.checks import (
 from andante_metrics.utilities.logging import warn_once
 
 _CORRUPTION_INDEX = {name: index for index, name in enumerate(CORRUPTIONS)}
+
+
+def _check_finite_errors(values: torch.Tensor, name: str) -> None:
+    if not bool(torch.isfinite(values).all()):
+        bad = int((~torch.isfinite(values)).sum())
+        raise ValueError(
+            f"`{name}` contains {bad} NaN or infinite value(s), so the mean errors would be NaN; "
+            f"check the metric that produced them (a metric undefined on some corruption "
+            f"returns NaN)."
+        )
 
 
 def corruption_error_summary(
@@ -78,6 +89,8 @@ def corruption_error_summary(
     clean = torch.as_tensor(clean_error, dtype=torch.float64, device=errors.device)
     if errors.ndim != 2:
         raise ValueError(f"`errors` must have shape (K, S), got {tuple(errors.shape)}.")
+    _check_finite_errors(errors, "errors")
+    _check_finite_errors(clean, "clean_error")
     summary = {"clean_error": clean, "errors": errors, "mean_error": errors.mean(dim=1)}
     if baseline_errors is None:
         return summary
@@ -90,6 +103,8 @@ def corruption_error_summary(
             f"`baseline_errors` must have the shape of `errors` {tuple(errors.shape)}, got "
             f"{tuple(base.shape)}."
         )
+    _check_finite_errors(base, "baseline_errors")
+    _check_finite_errors(base_clean, "baseline_clean_error")
     denominator = base.sum(dim=1)
     relative_denominator = (base - base_clean).sum(dim=1)
     if bool((denominator == 0).any()) or bool((relative_denominator == 0).any()):
@@ -294,7 +309,7 @@ class CorruptionRobustness(KPIMetric):
                                      pixel_scale=self.pixel_scale)
                 for tag, model in zip(self._tags(), self._models, strict=True):
                     with evaluating(model):
-                        preds = model(inputs)
+                        preds = call_model_on(model, inputs, name="images")
                     self._update_cell(tag, cell, preds, target)
         bar.close()
         self.count += images.shape[0]

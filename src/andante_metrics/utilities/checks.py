@@ -6,7 +6,7 @@ backticks, the rule it broke, the value received and what to do instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -137,3 +137,56 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
         rule = "at least 0" if allow_zero else "greater than 0"
         raise ValueError(f"`{name}` must be a finite number {rule}, got {value!r}.")
     return float(value)
+
+
+def check_module(value: Any, name: str = "model") -> Any:
+    """Raise ``TypeError`` unless ``value`` is a ``torch.nn.Module``; return it."""
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(
+            f"`{name}` must be a torch.nn.Module, got {type(value).__name__}; pass the module "
+            f"itself, or wrap a plain function in an nn.Module whose forward() calls it."
+        )
+    return value
+
+
+def _describe_shapes(inputs: Any) -> str:
+    """Return the shape of a tensor, or the shapes inside a tuple, list or dict of inputs."""
+    if isinstance(inputs, torch.Tensor):
+        return f"shape {tuple(inputs.shape)}"
+    if isinstance(inputs, Mapping):
+        items = [f"{key}: {_shape_or_type(value)}" for key, value in inputs.items()]
+        return "shapes {" + ", ".join(items) + "}"
+    if isinstance(inputs, (tuple, list)):
+        return "shapes (" + ", ".join(_shape_or_type(value) for value in inputs) + ")"
+    return f"type {type(inputs).__name__}"
+
+
+def _shape_or_type(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return str(tuple(value.shape))
+    return type(value).__name__
+
+
+def call_model_on(
+    model: Callable[..., Any],
+    inputs: Any,
+    call: Callable[[Any, Any], Any] | None = None,
+    *,
+    name: str = "inputs",
+) -> Any:
+    """Call ``model`` on user inputs, reporting a failure of the call as a bad ``name`` value.
+
+    ``call(model, inputs)`` defaults to ``model(inputs)``. A ``RuntimeError`` raised inside the
+    model (in most cases a shape or dtype mismatch such as "mat1 and mat2 shapes cannot be
+    multiplied") becomes a ``ValueError`` that names the argument and its shape and keeps the
+    original error as its ``__cause__``. Out-of-memory errors pass through unchanged.
+    """
+    try:
+        return model(inputs) if call is None else call(model, inputs)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        raise ValueError(
+            f"The model raised RuntimeError on `{name}` of {_describe_shapes(inputs)} "
+            f"({str(err).strip()}). Pass {name} the model accepts, batch dimension first."
+        ) from err

@@ -102,14 +102,20 @@ def cover_hart_lower_bound(error: float | torch.Tensor, num_classes: int) -> tor
 
     ``R`` is an asymptotic 1-NN error (or the Gini impurity :math:`1 - E[\sum_k \eta_k^2]`).
     Values of ``R`` above :math:`(K-1)/K`, which only sampling noise produces, give
-    :math:`(K-1)/K`.
+    :math:`(K-1)/K`. ``R`` outside [0, 1] or NaN, and ``num_classes`` below 2, raise
+    ``ValueError``.
 
     Example:
         >>> float(cover_hart_lower_bound(0.5, 2))
         0.5
     """
-    factor = (num_classes - 1) / num_classes
+    check_int_range(num_classes, "num_classes", low=2)
     error = torch.as_tensor(error, dtype=torch.float64)
+    if not bool(((error >= 0.0) & (error <= 1.0)).all()):
+        raise ValueError(
+            f"`error` must hold error rates in [0, 1] (NaN is rejected), got {error.tolist()!r}."
+        )
+    factor = (num_classes - 1) / num_classes
     return factor * (1.0 - torch.sqrt((1.0 - error / factor).clamp(min=0.0)))
 
 

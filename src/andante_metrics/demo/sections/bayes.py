@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from andante_metrics.accuracy import GapToBayes, bayes_error
+from andante_metrics.accuracy import BayesErrorResult, GapToBayes, bayes_error
 from andante_metrics.demo.runner import DemoContext, predict_logits
 from andante_metrics.report import KPICard
 
@@ -44,19 +44,37 @@ def _cross_validated_error(values, labels, seed: int) -> float:
 
 
 def _row(name: str, features: torch.Tensor, labels: torch.Tensor, model_error: float,
-         n_bootstrap: int, seed: int) -> list:
+         n_bootstrap: int, seed: int) -> tuple[list, BayesErrorResult]:
+    """Return the table row of one corpus and its 1-NN Bayes-error bounds."""
     classes = int(labels.max()) + 1
     knn = bayes_error(features, labels, num_classes=classes, method="knn",
                       n_bootstrap=n_bootstrap, seed=seed)
     mst = bayes_error(features, labels, num_classes=classes, method="ghp",
                       n_bootstrap=n_bootstrap, seed=seed)
-    return [
+    row = [
         name, classes, len(labels),
         f"{knn.lower:.3f} .. {knn.upper:.3f} [{knn.ci_low:.3f}, {knn.ci_high:.3f}]",
         f"{mst.lower:.3f} .. {mst.upper:.3f} [{mst.ci_low:.3f}, {mst.ci_high:.3f}]",
         f"{model_error:.3f}",
         f"{model_error - knn.upper:+.3f} .. {model_error - knn.lower:+.3f}",
     ]
+    return row, knn
+
+
+def _add_bounds_figure(card: KPICard, bounds: dict[str, tuple[BayesErrorResult, float]]) -> None:
+    """Add a bar figure with each corpus's 1-NN bounds next to its model error."""
+    labels, values = [], []
+    for name, (knn, model_error) in bounds.items():
+        for part, value in (("1-NN lower", knn.lower), ("1-NN upper", knn.upper),
+                            ("model error", model_error)):
+            labels.append(f"{name}: {part}")
+            values.append(value)
+    card.add_figure("accuracy", "Bayes-error bounds (1-NN) against the model error", "bar", {
+        "x_label": "error rate",
+        "y_label": "corpus: quantity",
+        "labels": labels,
+        "values": values,
+    })
 
 
 def build_section(ctx: DemoContext, card: KPICard) -> None:
@@ -71,17 +89,25 @@ def build_section(ctx: DemoContext, card: KPICard) -> None:
     with torch.no_grad():
         test_embeddings = ctx.model.features(data.test_images)
 
-    rows = [
-        _row("digits, raw pixels (all)", images.flatten(1), labels, cnn_error, n_bootstrap, seed),
-        _row("digits, CNN embeddings (test split)", test_embeddings, data.test_labels, cnn_error,
-             n_bootstrap, seed),
-    ]
+    rows = []
+    # Short corpus name, as the figure's bar labels show it -> (1-NN bounds, model error).
+    bounds: dict[str, tuple[BayesErrorResult, float]] = {}
+    row, knn = _row("digits, raw pixels (all)", images.flatten(1), labels, cnn_error,
+                    n_bootstrap, seed)
+    rows.append(row)
+    bounds["digits pixels"] = (knn, cnn_error)
+    row, knn = _row("digits, CNN embeddings (test split)", test_embeddings, data.test_labels,
+                    cnn_error, n_bootstrap, seed)
+    rows.append(row)
+    bounds["digits CNN features"] = (knn, cnn_error)
     for name, loader in (("iris", load_iris), ("wine", load_wine),
                          ("breast cancer", load_breast_cancer)):
         values, targets = loader(return_X_y=True)
         error = _cross_validated_error(values, targets, seed)
-        rows.append(_row(name, _standardized(values), torch.as_tensor(targets), error,
-                         n_bootstrap, seed))
+        row, knn = _row(name, _standardized(values), torch.as_tensor(targets), error,
+                        n_bootstrap, seed)
+        rows.append(row)
+        bounds[name] = (knn, error)
     card.add_table(
         "accuracy", "Bayes error of the scikit-learn corpora against a model's error", COLUMNS,
         rows,
@@ -92,6 +118,7 @@ def build_section(ctx: DemoContext, card: KPICard) -> None:
               "cross-validated error for iris, wine and breast cancer. Gap = model error minus "
               "the bound, so a gap below 0 means the model beats the asymptotic upper bound."),
     )
+    _add_bounds_figure(card, bounds)
 
     pixels = bayes_error(images.flatten(1), labels, num_classes=data.num_classes,
                          n_bootstrap=0)

@@ -137,6 +137,12 @@ def _add_digits_table(ctx: DemoContext, card: KPICard) -> None:
             f"over test samples, seed {per_class.seed}."
         ),
     )
+    card.add_figure(AREA, "Digits: top-1 accuracy per true class", "bar", {
+        "x_label": "top-1 accuracy (recall of the class)",
+        "y_label": "true class",
+        "labels": names,
+        "values": [result[name]["value"] for name in names],
+    })
 
 
 def build_section(ctx: DemoContext, card: KPICard) -> None:

@@ -78,6 +78,15 @@ def build_section(ctx: DemoContext, card: KPICard) -> None:
             f"per-image PSNR in dB. Lower is better for MSE, L1 and GMSD."
         ),
     )
+    card.add_figure("fidelity", "Similarity indices against JPEG quality", "line", {
+        "x_label": "JPEG quality (lower = stronger compression)",
+        "y_label": "mean index over photographs (1 = identical)",
+        "series": [
+            {"label": name, "x": list(JPEG_QUALITIES),
+             "y": [table[name][f"JPEG q{quality}"] for quality in JPEG_QUALITIES]}
+            for name in ("SSIM", "MS-SSIM", "IW-SSIM", "FSIMc")
+        ],
+    })
     for name in ("PSNR", "SSIM", "MS-SSIM"):
         metric = METRICS[name]()
         card.add_metric(f"{name} JPEG q{JPEG_QUALITIES[-1]}", metric,

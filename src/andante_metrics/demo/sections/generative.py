@@ -123,3 +123,10 @@ def build_section(ctx: DemoContext, card: KPICard) -> None:
             f"Noise: Gaussian pixel noise of the stated standard deviation on [0, 1] pixels."
         ),
     )
+    noise_levels = [0.0, *NOISE_SIGMAS]
+    noise_rows = [rows["train digits"], *(rows[f"train + noise {s}"] for s in NOISE_SIGMAS)]
+    card.add_figure("generative", "FID of noised train digits against the test digits", "line", {
+        "x_label": "Gaussian pixel noise, standard deviation (pixels in [0, 1])",
+        "y_label": "FID (CNN features)",
+        "series": [{"label": "FID", "x": noise_levels, "y": [r["FID"] for r in noise_rows]}],
+    })

@@ -315,9 +315,9 @@ def test_gap_metric_matches_function():
                              num_classes=2, method="soft_label"), ValueError,
          r"`features` rows must sum to 1.*off by 0.4"),
         (lambda: cover_hart_lower_bound(float("nan"), 3), ValueError,
-         r"`error` must hold error rates in \[0, 1\] \(NaN is rejected\), got nan"),
+         r"`error` must contain error rates in \[0, 1\] \(NaN is rejected\), got nan"),
         (lambda: cover_hart_lower_bound(1.5, 3), ValueError,
-         r"`error` must hold error rates in \[0, 1\].*got 1.5"),
+         r"`error` must contain error rates in \[0, 1\].*got 1.5"),
         (lambda: cover_hart_lower_bound(0.1, 1), ValueError, r"`num_classes` must be at least 2"),
     ],
 )

@@ -118,7 +118,7 @@ def test_auroc_single_class_raises():
 
 
 def test_auroc_empty_inputs_raise():
-    match = r"`preds` and `target` hold no samples \(`target` has shape \(0,\)\)"
+    match = r"`preds` and `target` contain no samples \(`target` has shape \(0,\)\)"
     with pytest.raises(ValueError, match=match):
         auroc(torch.zeros(0), torch.zeros(0, dtype=torch.long), input="probs")
     with pytest.raises(ValueError, match=match):

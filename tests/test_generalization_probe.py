@@ -60,9 +60,9 @@ def test_chance_normalization_below_chance_and_tensor():
 def test_chance_normalization_bad_inputs():
     with pytest.raises(ValueError, match="`num_classes` must be at least 2, got 1"):
         chance_normalized_accuracy(0.5, 1)
-    with pytest.raises(ValueError, match=r"`accuracy` must hold accuracies in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"`accuracy` must contain accuracies in \[0, 1\]"):
         chance_normalized_accuracy(float("nan"), 10)
-    with pytest.raises(ValueError, match=r"`accuracy` must hold accuracies in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"`accuracy` must contain accuracies in \[0, 1\]"):
         chance_normalized_accuracy(torch.tensor([0.5, 1.5]), 10)
 
 

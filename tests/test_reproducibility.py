@@ -40,7 +40,7 @@ def test_seed_spread_equals_direct_computation():
 def test_single_seed_raises():
     with pytest.raises(ValueError, match=r"at least two values .* got \[0\.5\]"):
         summarize_over_seeds([0.5])
-    with pytest.raises(ValueError, match=r"`seeds` must hold at least two seeds .* got \[7\]"):
+    with pytest.raises(ValueError, match=r"`seeds` must contain at least two seeds .* got \[7\]"):
         seed_spread(lambda seed: {"kpi": 1.0}, [7], progress=False)
 
 

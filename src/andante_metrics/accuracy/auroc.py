@@ -156,7 +156,7 @@ def auroc(
     probs, labels = _auroc_update(preds, target, num_classes, input)
     if labels.numel() == 0:
         raise ValueError(
-            f"`preds` and `target` hold no samples (`target` has shape {tuple(target.shape)}); "
+            f"`preds` and `target` contain no samples (`target` has shape {tuple(target.shape)}); "
             f"AUROC needs at least one positive and one negative sample."
         )
     return _auroc_compute(probs, labels, num_classes, average)

@@ -79,7 +79,7 @@ def chance_normalized_accuracy(
     values = torch.as_tensor(accuracy, dtype=torch.float64)
     if not bool(((values >= 0.0) & (values <= 1.0)).all()):
         raise ValueError(
-            f"`accuracy` must hold accuracies in [0, 1] (NaN is rejected), got {accuracy!r}."
+            f"`accuracy` must contain accuracies in [0, 1] (NaN is rejected), got {accuracy!r}."
         )
     chance = 1.0 / num_classes
     return (accuracy - chance) / (1.0 - chance)
@@ -146,8 +146,8 @@ def gaussian_pixels(inputs: torch.Tensor, *, generator: torch.Generator) -> torc
     _check_sample_batch(inputs)
     if inputs.numel() < 2:
         raise ValueError(
-            f"`inputs` must hold at least two values to estimate a standard deviation, got shape "
-            f"{tuple(inputs.shape)}."
+            f"`inputs` must contain at least two values to estimate a standard deviation, got "
+            f"shape {tuple(inputs.shape)}."
         )
     noise = torch.randn(inputs.shape, generator=generator, dtype=torch.float64)
     mean, std = inputs.double().mean(), inputs.double().std()

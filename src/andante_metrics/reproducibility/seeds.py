@@ -63,8 +63,9 @@ def summarize_over_seeds(values: Sequence[float], *, confidence: float = 0.95) -
         raise ValueError(f"`values` must be a non-empty list of numbers, got {values!r}.")
     if array.size < 2:
         raise ValueError(
-            f"`values` must hold at least two values (one per seed) because the sample standard "
-            f"deviation (ddof=1) is undefined for one, got {values!r}; run at least two seeds."
+            f"`values` must contain at least two values (one per seed) because the sample "
+            f"standard deviation (ddof=1) is undefined for one, got {values!r}; run at least two "
+            f"seeds."
         )
     if not np.isfinite(array).all():
         raise ValueError(f"`values` must be finite, got {values!r}.")
@@ -97,7 +98,7 @@ def seed_spread(
     """
     if len(seeds) < 2:
         raise ValueError(
-            f"`seeds` must hold at least two seeds because the sample standard deviation "
+            f"`seeds` must contain at least two seeds because the sample standard deviation "
             f"(ddof=1) is undefined for one, got {list(seeds)!r}."
         )
     duplicates = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})

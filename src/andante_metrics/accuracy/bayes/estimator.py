@@ -113,7 +113,7 @@ def cover_hart_lower_bound(error: float | torch.Tensor, num_classes: int) -> tor
     error = torch.as_tensor(error, dtype=torch.float64)
     if not bool(((error >= 0.0) & (error <= 1.0)).all()):
         raise ValueError(
-            f"`error` must hold error rates in [0, 1] (NaN is rejected), got {error.tolist()!r}."
+            f"`error` must contain error rates in [0, 1] (NaN is rejected), got {error.tolist()!r}."
         )
     factor = (num_classes - 1) / num_classes
     return factor * (1.0 - torch.sqrt((1.0 - error / factor).clamp(min=0.0)))

@@ -73,3 +73,28 @@ def test_full_demo_reaches_095_test_accuracy(tmp_path):
     assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
     card = json.loads((tmp_path / "kpi_card.json").read_text())
     assert card["areas"]["accuracy"]["metrics"]["top1_accuracy"]["value"] >= 0.95
+
+
+def test_compare_two_demo_runs_with_different_seeds(quick_card, tmp_path):
+    first_dir, first = quick_card
+    assert (
+        main(["demo", "--quick", "--out", str(tmp_path / "seed2"), "--no-progress", "--seed", "2"])
+        == 0
+    )
+    out = tmp_path / "comparison.html"
+    code = main(
+        [
+            "compare",
+            str(first_dir / "kpi_card.json"),
+            str(tmp_path / "seed2" / "kpi_card.json"),
+            "--labels",
+            "seed 1,seed 2",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    page = out.read_text()
+    assert "seed 2 - seed 1" in page
+    assert 'id="comparison-table"' in page
+    assert page.count('class="best"') >= len(first["areas"]["accuracy"]["metrics"]) // 2

@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/andante-metrics demo --out kpi_card
 
+# Two pytest workers with one torch thread each keep two cores busy without oversubscribing them.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=15 tests src/andante_metrics --doctest-modules
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=15 tests src/andante_metrics --doctest-modules
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q tests

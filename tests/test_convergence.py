@@ -99,3 +99,15 @@ def test_invalid_options_raise(kwargs, error, match):
 def test_nan_value_raises():
     with pytest.raises(ValueError, match=r"`value` contains 1 NaN"):
         ConvergenceTracker().update(float("nan"))
+
+
+def test_whole_curve_without_times_leaves_seconds_out():
+    # One call with four values: the clock gives no time for the step reaching the target.
+    tracker = ConvergenceTracker(target=0.1, mode="min")
+    tracker.update(torch.tensor([1.0, 0.5, 0.2, 0.05]))
+    result = tracker.compute()
+    assert float(result["steps_to_target"]) == 4
+    assert "seconds_to_target" in result  # the last value of the call has a clock reading
+    tracker = ConvergenceTracker(target=0.3, mode="min")
+    tracker.update(torch.tensor([1.0, 0.5, 0.2, 0.05]))
+    assert "seconds_to_target" not in tracker.compute()

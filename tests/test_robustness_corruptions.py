@@ -448,3 +448,11 @@ def test_metric_bad_options(kwargs, error, match):
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     with pytest.raises(error, match=match):
         CorruptionRobustness(model, TopKAccuracy(num_classes=3), **kwargs)
+
+
+def test_corrupt_rejects_float_images_outside_unit_range():
+    from andante_metrics import corrupt
+
+    images = torch.rand(2, 1, 8, 8) * 255
+    with pytest.raises(ValueError, match=r"`images` must hold floating-point pixels in \[0, 1\]"):
+        corrupt(images, "contrast", 3)

@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "epochs", None) is not None and args.epochs < 1:
         print(f"error: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
         return 2
+    if getattr(args, "seed", None) is not None and not 0 <= args.seed < 2**31:
+        print(f"error: --seed must lie in [0, 2**31 - 1], got {args.seed}", file=sys.stderr)
+        return 2
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError) as err:

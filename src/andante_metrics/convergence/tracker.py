@@ -67,8 +67,9 @@ def convergence_summary(
       improvement); ``plateau_since_step`` is the step after the last relative improvement of
       ``min_delta`` or more. Both need more than ``patience`` values, else ``plateau`` is false.
 
-    Steps are 1-based. ``seconds`` are elapsed times since the first value; ``epochs`` 0-based
-    epoch indices of each value.
+    Steps are 1-based. ``seconds`` are elapsed times since the first value (NaN where unknown:
+    ``seconds_to_target`` is then left out rather than guessed); ``epochs`` are 0-based epoch
+    indices of each value.
 
     Returns:
         A dict of float64 scalar tensors (``reached_target`` and ``plateau`` as bool tensors).
@@ -98,7 +99,10 @@ def convergence_summary(
         inf if reached is None else torch.tensor(reached + 1.0, dtype=torch.float64)
     )
     if seconds is not None:
-        out["seconds_to_target"] = inf if reached is None else seconds[reached].double()
+        if reached is None:
+            out["seconds_to_target"] = inf
+        elif bool(torch.isfinite(seconds[reached])):
+            out["seconds_to_target"] = seconds[reached].double()
     if epochs is not None:
         out["epochs_to_target"] = inf if reached is None else epochs[reached].double() + 1
 
@@ -136,8 +140,9 @@ class ConvergenceTracker(KPIMetric):
     """A training curve recorded step by step, summarised by :func:`convergence_summary`.
 
     ``update(value)`` appends one value (a Python number or 0-d tensor) or several consecutive
-    ones (a 1-D tensor). The wall-clock time is taken from ``clock`` at each call, unless the
-    caller passes ``seconds`` (elapsed times, one per value); ``epoch`` tags the values with
+    ones (a 1-D tensor). The wall-clock time is taken from ``clock`` at each call and given to
+    the last value of the call (the others get NaN, unknown), unless the caller passes
+    ``seconds`` (elapsed times, one per value); ``epoch`` tags the values with
     their 0-based epoch. ``compute()`` returns the summary plus the curve itself (``values``,
     ``seconds`` and ``epochs`` tensors) for plotting.
 
@@ -204,6 +209,10 @@ class ConvergenceTracker(KPIMetric):
             if self._start is None:
                 self._start = now
             times = torch.full_like(values, now - self._start)
+            if values.numel() > 1:
+                # Several values arrived in one call: the clock cannot tell when each was
+                # reached, so their times are unknown and seconds_to_target is left out.
+                times[:-1] = float("nan")
         else:
             times = _as_curve(seconds, "seconds")
             check_same_shape(times, values, "seconds", "value")

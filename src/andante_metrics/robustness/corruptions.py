@@ -60,6 +60,14 @@ def _check_images(images: torch.Tensor) -> None:
             f"`images` must be floating point in [0, 1] or uint8 in [0, 255], got dtype "
             f"{images.dtype}."
         )
+    if images.is_floating_point() and images.numel():
+        low, high = float(images.min()), float(images.max())
+        if low < 0.0 or high > 1.0 or low != low or high != high:
+            raise ValueError(
+                f"`images` must hold floating-point pixels in [0, 1], got values in "
+                f"[{low:g}, {high:g}]; corrupt images before normalizing them (put the "
+                f"normalization inside the model with NormalizedModel) or pass uint8 images."
+            )
 
 
 def _apply(

@@ -90,7 +90,7 @@ def build_section(ctx: DemoContext, card: KPICard) -> None:
         "train_loss_relative_spread_last_epoch",
         loss_summary["relative_spread"],
         unit="ratio",
-        higher_is_better=False,
+        higher_is_better=None,
         description="(max - min) / |mean| of the batch losses of the last epoch",
     )
     card.add_table(

@@ -89,7 +89,7 @@ def build_section(ctx: DemoContext, card: KPICard) -> None:
     })
     for name in ("PSNR", "SSIM", "MS-SSIM"):
         metric = METRICS[name]()
-        card.add_metric(f"{name} JPEG q{JPEG_QUALITIES[-1]}", metric,
+        card.add_metric(f"{name.lower().replace('-', '_')}_jpeg_q{JPEG_QUALITIES[-1]}", metric,
                         table[name][f"JPEG q{JPEG_QUALITIES[-1]}"],
                         description=f"{name} of the photographs after JPEG at quality "
                                     f"{JPEG_QUALITIES[-1]}")

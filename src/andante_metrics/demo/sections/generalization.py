@@ -140,10 +140,10 @@ def _gap(ctx: DemoContext, card: KPICard) -> None:
                torch.tensor(history.epoch_test_accuracy))
     values = gap.compute()
     card.add_kpi(AREA, "train_test_accuracy_gap", values["final_gap"], unit="fraction",
-                 higher_is_better=False,
+                 higher_is_better=None,
                  description="running train accuracy of the last epoch minus test accuracy")
     card.add_kpi(AREA, "train_test_gap_trend", values["trend"], unit="per epoch",
-                 higher_is_better=False,
+                 higher_is_better=None,
                  description="least-squares slope of the gap over all epochs (NaN with one)")
     card.add_figure(AREA, "Train vs test accuracy and their gap", "line", {
         "x_label": "epoch", "y_label": "accuracy",

@@ -12,9 +12,8 @@ from typing import Any, Literal
 
 import torch
 
-from andante_metrics.base import KPIMetric
 from andante_metrics.generative.frechet import _extract
-from andante_metrics.generative.kid import _concat
+from andante_metrics.generative.kid import _SampleMetric
 from andante_metrics.utilities.checks import check_in_choices, check_int_range, check_positive
 
 Bandwidth = Literal["scott", "silverman"]
@@ -66,8 +65,10 @@ def _kernel_cholesky(reference: torch.Tensor, factor: float, covariance: str) ->
     """Return the lower Cholesky factor of the kernel covariance ``factor² · cov(reference)``."""
     data_cov = torch.cov(reference.mT).reshape(reference.shape[1], reference.shape[1])
     if covariance == "isotropic":
-        data_cov = torch.eye(reference.shape[1], dtype=torch.float64,
-                             device=reference.device) * data_cov.diagonal().mean()
+        data_cov = (
+            torch.eye(reference.shape[1], dtype=torch.float64, device=reference.device)
+            * data_cov.diagonal().mean()
+        )
     elif covariance == "diagonal":
         data_cov = torch.diag(data_cov.diagonal())
     chol, info = torch.linalg.cholesky_ex(data_cov * factor**2)
@@ -216,44 +217,6 @@ def kl_divergence_knn(
     check_int_range(k, "k", low=1)
     p, q = _check_pair(p_samples, q_samples, ("p_samples", "q_samples"))
     return _kl_compute(p, q, k)
-
-
-class _SampleMetric(KPIMetric):
-    """Shared state of the density KPIs: the real and generated feature vectors."""
-
-    kpi_area = "generative"
-
-    def __init__(self, feature_extractor: Any, num_features: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if feature_extractor is not None and not callable(feature_extractor):
-            raise TypeError(
-                f"`feature_extractor` must be an nn.Module, a callable or None, got "
-                f"{type(feature_extractor).__name__}."
-            )
-        check_int_range(num_features, "num_features", low=1)
-        self._extractor = [feature_extractor]
-        self.num_features = num_features
-        self.add_state("real_features", [], dist_reduce_fx="cat")
-        self.add_state("fake_features", [], dist_reduce_fx="cat")
-
-    def update(self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None) -> None:
-        """Add a batch of real and/or generated samples."""
-        for side, batch in (("real", real), ("fake", fake)):
-            if batch is None:
-                continue
-            features = _extract(self._extractor[0], batch, side)
-            if features.shape[1] != self.num_features:
-                raise ValueError(
-                    f"`{side}` features must have num_features={self.num_features} columns, "
-                    f"got shape {tuple(features.shape)}."
-                )
-            getattr(self, f"{side}_features").append(features)
-
-    def _samples(self) -> tuple[torch.Tensor, torch.Tensor]:
-        real = _concat(self.real_features, self.num_features)
-        fake = _concat(self.fake_features, self.num_features)
-        self._check_not_empty(real.shape[0] + fake.shape[0])
-        return real, fake
 
 
 class KDELogLikelihood(_SampleMetric):

@@ -132,7 +132,48 @@ def kernel_inception_distance(
     return _kid_compute(real, fake, subsets=subsets, subset_size=subset_size, seed=seed)
 
 
-class KID(KPIMetric):
+class _SampleMetric(KPIMetric):
+    """Shared state of the two-sample KPIs (KID, KDE, KL): real and generated feature vectors."""
+
+    kpi_area = "generative"
+
+    def __init__(self, feature_extractor: Any, num_features: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._init_samples(feature_extractor, num_features)
+
+    def _init_samples(self, feature_extractor: Any, num_features: int) -> None:
+        if feature_extractor is not None and not callable(feature_extractor):
+            raise TypeError(
+                f"`feature_extractor` must be an nn.Module, a callable or None, got "
+                f"{type(feature_extractor).__name__}."
+            )
+        check_int_range(num_features, "num_features", low=1)
+        self._extractor = [feature_extractor]
+        self.num_features = num_features
+        self.add_state("real_features", [], dist_reduce_fx="cat")
+        self.add_state("fake_features", [], dist_reduce_fx="cat")
+
+    def update(self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None) -> None:
+        """Add a batch of real and/or generated samples."""
+        for side, batch in (("real", real), ("fake", fake)):
+            if batch is None:
+                continue
+            features = _extract(self._extractor[0], batch, side)
+            if features.shape[1] != self.num_features:
+                raise ValueError(
+                    f"`{side}` features must have num_features={self.num_features} columns, "
+                    f"got shape {tuple(features.shape)}."
+                )
+            getattr(self, f"{side}_features").append(features)
+
+    def _samples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        real = _concat(self.real_features, self.num_features)
+        fake = _concat(self.fake_features, self.num_features)
+        self._check_not_empty(real.shape[0] + fake.shape[0])
+        return real, fake
+
+
+class KID(_SampleMetric):
     """Stateful Kernel Inception Distance; see :func:`kernel_inception_distance`.
 
     Args:
@@ -170,38 +211,26 @@ class KID(KPIMetric):
         resize: str = "bilinear",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        # The Inception extractor is resolved before the shared sample state is set up, so the
+        # base initialiser runs here and _init_samples below.
+        KPIMetric.__init__(self, **kwargs)
         _check_kid_options(subsets, subset_size, seed)
         extractor, num_features = _resolve_extractor(
-            feature_extractor, num_features, weights_path=weights_path, quantize=quantize,
+            feature_extractor,
+            num_features,
+            weights_path=weights_path,
+            quantize=quantize,
             resize=resize,
         )
-        self._extractor = [extractor]
-        self.num_features = num_features
+        self._init_samples(extractor, num_features)
         self.subsets, self.subset_size, self.seed = subsets, subset_size, seed
-        self.add_state("real_features", [], dist_reduce_fx="cat")
-        self.add_state("fake_features", [], dist_reduce_fx="cat")
-
-    def update(self, real: torch.Tensor | None = None, fake: torch.Tensor | None = None) -> None:
-        """Add a batch of real and/or generated samples."""
-        for side, batch in (("real", real), ("fake", fake)):
-            if batch is None:
-                continue
-            features = _extract(self._extractor[0], batch, side)
-            if features.shape[1] != self.num_features:
-                raise ValueError(
-                    f"`{side}` features must have num_features={self.num_features} columns, "
-                    f"got shape {tuple(features.shape)}."
-                )
-            getattr(self, f"{side}_features").append(features)
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Return ``{"mean", "std"}`` of the unbiased MMD² over the subsets."""
-        real = _concat(self.real_features, self.num_features)
-        fake = _concat(self.fake_features, self.num_features)
-        self._check_not_empty(real.shape[0] + fake.shape[0])
-        return _kid_compute(real, fake, subsets=self.subsets, subset_size=self.subset_size,
-                            seed=self.seed)
+        real, fake = self._samples()
+        return _kid_compute(
+            real, fake, subsets=self.subsets, subset_size=self.subset_size, seed=self.seed
+        )
 
 
 def _concat(state: list[torch.Tensor] | torch.Tensor, num_features: int) -> torch.Tensor:

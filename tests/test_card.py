@@ -104,3 +104,8 @@ def test_non_object_json_is_rejected_with_the_file_name(tmp_path):
     bad.write_text("{nope")
     with pytest.raises(ValueError, match=r"bad.json' is not valid JSON"):
         KPICard.from_json(bad)
+
+
+def test_misspelled_area_is_rejected():
+    with pytest.raises(ValueError, match=r"`area` must be one of .* got 'acuracy'"):
+        KPICard().add_kpi("acuracy", "a", 1.0, unit="fraction", higher_is_better=True)

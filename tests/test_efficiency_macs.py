@@ -326,3 +326,12 @@ def test_macs_per_sample_errors():
 def test_dict_inputs():
     result = count_macs(nn.Linear(3, 2), {"input": torch.zeros(4, 3)})
     assert result.macs == 4 * 3 * 2
+
+
+def test_recurrent_operators_without_formula_warn():
+    from andante_metrics.utilities.logging import reset_warnings
+
+    reset_warnings()
+    with pytest.warns(UserWarning, match=r"no MAC formula for the recurrent operators"):
+        result = count_macs(nn.LSTM(4, 8), torch.rand(5, 1, 4))
+    assert any("rnn" in op or "lstm" in op for op in result.other_operators)

@@ -130,3 +130,10 @@ def test_onnx_round_trip_rejects_bad_inputs():
         onnx_round_trip(nn.Linear(2, 2), torch.ones(2, 2, dtype=torch.long))
     with pytest.raises(TypeError, match=r"`model` must be a torch.nn.Module, got str"):
         onnx_round_trip("model", torch.ones(2, 2))
+
+
+def test_seed_spread_run_must_return_a_dict():
+    with pytest.raises(
+        TypeError, match=r"`run` must return a dict of KPI name to value, got float"
+    ):
+        seed_spread(lambda seed: 0.5, [0, 1], progress=False)

@@ -20,7 +20,7 @@ from torch import nn
 from andante_metrics.base import KPIMetric
 from andante_metrics.efficiency._dispatch import Recorder, Recording, buffers_restored
 from andante_metrics.utilities.checks import call_model_on, check_module, check_tensor
-from andante_metrics.utilities.logging import get_logger
+from andante_metrics.utilities.logging import get_logger, warn_once
 
 _LOG = get_logger("efficiency")
 
@@ -185,7 +185,24 @@ def count_macs(model: nn.Module, inputs: Any) -> MACCount:
     result = _to_result(recording)
     if result.other_operators:
         _LOG.debug("Operators counted as 'other' (no MAC formula): %s", result.other_operators)
+    recurrent = sorted(op for op in result.other_operators if _is_recurrent(op))
+    if recurrent:
+        warn_once(
+            f"count-macs-recurrent-{recurrent}",
+            f"count_macs has no MAC formula for the recurrent operators {recurrent}; their "
+            f"multiply-accumulates are missing from .macs, which is therefore an undercount.",
+        )
     return result
+
+
+# Fused recurrent kernels (LSTM, GRU, RNN layers) carry matrix products that no formula here
+# counts; any other operator left as "other" does no multiply-accumulate by the convention.
+_RECURRENT_MARKERS = ("rnn", "lstm", "gru")
+
+
+def _is_recurrent(operator: str) -> bool:
+    name = operator.lower()
+    return any(marker in name for marker in _RECURRENT_MARKERS)
 
 
 def _batch_size(inputs: Any) -> int:

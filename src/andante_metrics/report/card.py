@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from andante_metrics.base import KPI_AREAS
+
 SCHEMA_VERSION = 1
 FIGURE_KINDS = ("line", "bar", "heatmap", "reliability", "image")
 _FIGURE_KEYS = {
@@ -129,6 +131,10 @@ class KPICard:
         **extra: Any,
     ) -> None:
         """Add one KPI value with its unit, its better direction and a one-line definition."""
+        if area not in KPI_AREAS:
+            raise ValueError(
+                f"`area` must be one of {', '.join(KPI_AREAS)}, got {area!r}; check the spelling."
+            )
         if higher_is_better not in (True, False, None):
             raise TypeError(
                 f"`higher_is_better` must be True, False or None, got {higher_is_better!r}."

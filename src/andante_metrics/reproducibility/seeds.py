@@ -110,7 +110,13 @@ def seed_spread(
     results: list[Mapping[str, float]] = []
     for seed in tqdm(list(seeds), desc="seeds", unit="run", disable=not progress):
         seed_everything(seed)
-        results.append(dict(run(seed)))
+        result = run(seed)
+        if not isinstance(result, Mapping):
+            raise TypeError(
+                f"`run` must return a dict of KPI name to value, got {type(result).__name__} "
+                f"({result!r}) for seed {seed}; return for example {{'accuracy': value}}."
+            )
+        results.append(dict(result))
     names = list(results[0])
     for seed, result in zip(seeds, results, strict=True):
         if list(result) != names:

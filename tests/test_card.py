@@ -109,3 +109,11 @@ def test_non_object_json_is_rejected_with_the_file_name(tmp_path):
 def test_misspelled_area_is_rejected():
     with pytest.raises(ValueError, match=r"`area` must be one of .* got 'acuracy'"):
         KPICard().add_kpi("acuracy", "a", 1.0, unit="fraction", higher_is_better=True)
+
+
+def test_markdown_escapes_html_in_cells(tmp_path):
+    card = KPICard()
+    card.add_table("accuracy", "t", ["name"], [["<script>alert(1)</script>"]])
+    text = write_card(card, tmp_path)["markdown"].read_text()
+    assert "<script>" not in text
+    assert "&lt;script&gt;" in text

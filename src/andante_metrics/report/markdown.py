@@ -13,7 +13,11 @@ if TYPE_CHECKING:
 def _table(columns: list[str], rows: list[list[object]]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [format_value(cell).replace("|", "\\|") for cell in row]
+        # Escape the characters Markdown renderers would read as table borders or raw HTML.
+        cells = [
+            format_value(cell).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+            for cell in row
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

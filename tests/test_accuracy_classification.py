@@ -112,7 +112,7 @@ def test_auroc_input_kind_changes_nothing_for_monotone_transform(scores):
 
 def test_auroc_single_class_raises():
     with pytest.raises(
-        ValueError, match="AUROC is undefined because `target` holds only one class"
+        ValueError, match="AUROC is undefined because `target` contains only one class"
     ):
         auroc(torch.tensor([0.1, 0.5]), torch.tensor([1, 1]), input="probs")
 
@@ -161,7 +161,7 @@ def test_mce_matches_netcal(scores):
 
 def test_ece_counts_confidence_one_in_last_bin():
     # Derived from the definition: one sample at confidence exactly 1.0 and right has gap 0;
-    # one at 0.55 and wrong has gap 0.55, so ECE = 0.55 / 2 and the last bin holds one sample.
+    # one at 0.55 and wrong has gap 0.55, so ECE = 0.55 / 2 and the last bin contains one sample.
     probs = torch.tensor([[1.0, 0.0], [0.55, 0.45]], dtype=torch.float64)
     labels = torch.tensor([0, 1])
     ece = expected_calibration_error(probs, labels, num_classes=2, input="probs")
@@ -174,7 +174,7 @@ def test_ece_counts_confidence_one_in_last_bin():
 
 
 def test_ece_hand_computed_example():
-    # Derived from the definition with 2 bins: bin [0.5, 1] holds 0.9 (right), 0.6 (wrong) and
+    # Derived from the definition with 2 bins: bin [0.5, 1] contains 0.9 (right), 0.6 (wrong) and
     # 0.7 (right): accuracy 2/3, mean confidence 0.7333, gap 0.0667; weight 1.
     probs = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]], dtype=torch.float64)
     labels = torch.tensor([0, 1, 1])

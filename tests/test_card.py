@@ -95,7 +95,7 @@ def test_devices_and_paths_are_written_as_strings(tmp_path):
     assert data["model"] == {"device": "cpu", "dtype": "torch.float32"}
 
 
-def test_non_object_json_is_rejected_with_the_file_name(tmp_path):
+def test_invalid_json_names_the_file(tmp_path):
     path = tmp_path / "list.json"
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"list.json'.*must be a JSON object"):

@@ -118,7 +118,7 @@ def test_input_map_renames_inputs():
     )
 
 
-def test_declared_shared_state_gives_each_metric_its_own_value():
+def test_shared_state_values_per_metric():
     kpis = KPICollection(
         {
             "ece": ExpectedCalibrationError(num_classes=C, input="logits"),
@@ -298,7 +298,7 @@ def test_state_dict_of_other_num_classes_is_rejected():
         TopKAccuracy(num_classes=5).load_state_dict(saved.state_dict())
 
 
-def test_state_dict_keeps_integer_counters_and_reports_missing_keys():
+def test_state_dict_dtype_and_missing_keys():
     saved = TopKAccuracy(num_classes=3)
     saved.update(torch.eye(3), torch.tensor([0, 1, 2]))
     state = {key: value.float() for key, value in saved.state_dict().items()}

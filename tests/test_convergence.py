@@ -1,4 +1,4 @@
-"""Convergence rules on synthetic curves whose answers follow from the definitions."""
+"""Convergence rules on synthetic curves whose expected values follow from the definitions."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def _auroc_compute(
         value = _binary_auroc(probs, target.bool())
         if torch.isnan(value):
             raise ValueError(
-                "AUROC is undefined because `target` holds only one class; evaluate on data "
+                "AUROC is undefined because `target` contains only one class; evaluate on data "
                 "with both positive and negative samples."
             )
         return value
@@ -66,7 +66,7 @@ def _auroc_compute(
     defined = ~torch.isnan(per_class)
     if not bool(defined.any()):
         raise ValueError(
-            "AUROC is undefined for every class because `target` holds a single class; "
+            "AUROC is undefined for every class because `target` contains a single class; "
             "evaluate on data with at least two classes."
         )
     if not bool(defined.all()):
@@ -130,7 +130,7 @@ def auroc(
 ) -> torch.Tensor:
     r"""Compute the exact area under the ROC curve.
 
-    Binary when ``num_classes`` is ``None``: ``preds`` is ``(N,)`` and ``target`` holds 0/1.
+    Binary when ``num_classes`` is ``None``: ``preds`` is ``(N,)`` and ``target`` contains 0/1.
     Multiclass otherwise: one-vs-rest AUROC of each class from ``(N, C)`` scores, averaged with
     ``average="macro"`` (plain mean), ``"weighted"`` (by class support) or ``"none"`` (per class).
 

@@ -55,7 +55,7 @@ def convergence_summary(
     ``mode="min"`` and higher for ``mode="max"``:
 
     * ``steps_to_target``: the smallest :math:`t` with :math:`v_t` at or beyond ``target``
-      (``inf`` when never reached; ``reached_target`` says which); ``seconds_to_target`` and
+      (``inf`` when never reached, and ``reached_target`` tells which); ``seconds_to_target`` and
       ``epochs_to_target`` give the elapsed seconds and the 1-based epoch at that point.
     * ``best_value`` and ``best_step``: the best value and the first step reaching it.
     * ``relative_spread``: :math:`(\max - \min) / |\text{mean}|` of the last ``window`` values
@@ -140,9 +140,9 @@ class ConvergenceTracker(KPIMetric):
     """A training curve recorded step by step, summarised by :func:`convergence_summary`.
 
     ``update(value)`` appends one value (a Python number or 0-d tensor) or several consecutive
-    ones (a 1-D tensor). The wall-clock time is taken from ``clock`` at each call and given to
-    the last value of the call (the others get NaN, unknown), unless the caller passes
-    ``seconds`` (elapsed times, one per value); ``epoch`` tags the values with
+    ones (a 1-D tensor). Unless the caller passes ``seconds`` (elapsed times, one per value),
+    the wall-clock time is read from ``clock`` at each call and given to the last value of the
+    call, and the others get NaN (unknown). ``epoch`` tags the values with
     their 0-based epoch. ``compute()`` returns the summary plus the curve itself (``values``,
     ``seconds`` and ``epochs`` tensors) for plotting.
 

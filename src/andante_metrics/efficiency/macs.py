@@ -196,7 +196,7 @@ def count_macs(model: nn.Module, inputs: Any) -> MACCount:
 
 
 # Fused recurrent kernels (LSTM, GRU, RNN layers) carry matrix products that no formula here
-# counts; any other operator left as "other" does no multiply-accumulate by the convention.
+# counts. By the convention, every other operator left as "other" does no multiply-accumulate.
 _RECURRENT_MARKERS = ("rnn", "lstm", "gru")
 
 

@@ -103,7 +103,7 @@ def environment_record() -> dict[str, Any]:
 class KPICard:
     """A run's KPIs, tables and figure data, grouped by KPI area.
 
-    Each area holds ``metrics`` (name to ``{value, unit, higher_is_better, description}``),
+    Each area contains ``metrics`` (name to ``{value, unit, higher_is_better, description}``),
     ``tables`` (title, columns, rows, note) and ``figures`` (the data of a plot, drawn by the
     report renderers). :meth:`to_json` writes the machine-readable card, :meth:`to_markdown`
     the table a person reads.

@@ -7,8 +7,8 @@ import html
 import io
 from typing import TYPE_CHECKING, Any
 
-from andante_metrics.report.card import direction, format_value
-from andante_metrics.report.markdown import summary_rows
+from andante_metrics.report.card import format_value
+from andante_metrics.report.markdown import METRIC_COLUMNS, metric_rows, summary_rows
 
 if TYPE_CHECKING:
     from andante_metrics.report.card import KPICard
@@ -119,17 +119,8 @@ def render_html(card: KPICard, *, figure_pngs: dict[tuple[str, int], bytes] | No
         parts.append(f'<h2 id="area-{_escape(area)}">{_escape(area.capitalize())}</h2>')
         metrics = content["metrics"]
         if metrics:
-            rows = [
-                [
-                    name,
-                    e["value"],
-                    e["unit"],
-                    direction(e["higher_is_better"]),
-                    e.get("description", ""),
-                ]
-                for name, e in metrics.items()
-            ]
-            parts.append(html_table(["KPI", "value", "unit", "better", "definition"], rows))
+            rows = metric_rows(metrics)
+            parts.append(html_table(METRIC_COLUMNS, rows))
         for table in content["tables"]:
             parts.append(f"<h3>{_escape(table['title'])}</h3>")
             parts.append(html_table(table["columns"], table["rows"]))

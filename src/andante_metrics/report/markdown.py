@@ -33,6 +33,17 @@ def summary_rows(card: KPICard) -> list[list[object]]:
     return rows
 
 
+METRIC_COLUMNS = ["KPI", "value", "unit", "better", "definition"]
+
+
+def metric_rows(metrics: dict[str, dict]) -> list[list[object]]:
+    """Return one row per KPI of an area, in the order of ``METRIC_COLUMNS``."""
+    return [
+        [name, e["value"], e["unit"], direction(e["higher_is_better"]), e.get("description", "")]
+        for name, e in metrics.items()
+    ]
+
+
 def render_markdown(card: KPICard, figure_files: dict[tuple[str, int], str]) -> str:
     """Render ``card`` as Markdown, linking the figure images named in ``figure_files``."""
     lines = [f"# {card.title}", ""]
@@ -58,17 +69,8 @@ def render_markdown(card: KPICard, figure_files: dict[tuple[str, int], str]) -> 
         lines += [f"## {area.capitalize()}", ""]
         metrics = content["metrics"]
         if metrics:
-            rows = [
-                [
-                    name,
-                    e["value"],
-                    e["unit"],
-                    direction(e["higher_is_better"]),
-                    e.get("description", ""),
-                ]
-                for name, e in metrics.items()
-            ]
-            lines += _table(["KPI", "value", "unit", "better", "definition"], rows)
+            rows = metric_rows(metrics)
+            lines += _table(METRIC_COLUMNS, rows)
             lines.append("")
         for table in content["tables"]:
             lines += [f"### {table['title']}", ""]

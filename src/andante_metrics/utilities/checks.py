@@ -64,7 +64,7 @@ def check_tensor(
 
 
 def check_finite(value: torch.Tensor, name: str) -> None:
-    """Raise ``ValueError`` when a floating-point tensor holds NaN or infinite entries."""
+    """Raise ``ValueError`` when a floating-point tensor contains NaN or infinite entries."""
     if value.is_floating_point() and not bool(torch.isfinite(value).all()):
         bad = int((~torch.isfinite(value)).sum())
         raise ValueError(
